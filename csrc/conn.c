@@ -1,0 +1,797 @@
+/* conn.c - one exchange on a persist conn: the write loop (request head and
+ * body) and the read loop (response head, body framing, the body's outcome),
+ * as explicit state machines advanced by whichever thread owns the
+ * connection: here, the caller's thread with the GIL released.
+ *
+ * The body's outcome decides the connection's fate (Go's bodyEOFSignal):
+ *   read to EOF     -> pooled before the read that reached EOF returns;
+ *   closed early    -> a small known remainder is drained (now, or by the
+ *                      engine for at most 50 ms) and the connection pooled;
+ *                      otherwise closed;
+ *   error/timeout   -> closed. */
+#include "core.h"
+#include "sock.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+enum { PH_START = 0, PH_DIAL, PH_EXCHANGE, PH_BODY, PH_EOF, PH_FAILED, PH_CLOSED };
+
+#define DIRECT_READ_MIN 16384    /* read straight into the caller's buffer from this size */
+#define DRAIN_WINDOW_NS (50 * 1000000LL)
+#define BROKEN "net/http: HTTP/1.x transport connection broken: "
+
+void ft_rt_init(ft_rt *rt)
+{
+    memset(rt, 0, offsetof(ft_rt, head_inline));
+    rt->hdrs = rt->hdr_inline;
+    rt->hdrs_cap = sizeof rt->hdr_inline / sizeof rt->hdr_inline[0];
+    rt->framing.content_length = -1;
+}
+
+int ft_rt_at_eof(const ft_rt *rt)
+{
+    return rt->phase == PH_EOF;
+}
+
+static void set_err(ft_rt *rt, int code, const char *fmt, ...)
+{
+    va_list ap;
+    rt->err_code = code;
+    va_start(ap, fmt);
+    vsnprintf(rt->err, sizeof rt->err, fmt, ap);
+    va_end(ap);
+}
+
+/* Release the exchange's connection: pooled when the exchange allows it,
+ * otherwise closed. */
+static void release_conn(ft_transport *t, ft_rt *rt, int reusable)
+{
+    ft_conn *c = rt->conn;
+    if (!c)
+        return;
+    rt->conn = NULL;
+    if (reusable)
+        ft_pool_put(t, c);
+    else
+        ft_conn_destroy(t, c);
+}
+
+static int fail(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
+{
+    va_list ap;
+    rt->err_code = code;
+    va_start(ap, fmt);
+    vsnprintf(rt->err, sizeof rt->err, fmt, ap);
+    va_end(ap);
+    release_conn(t, rt, 0);
+    if (rt->addrs) {
+        freeaddrinfo(rt->addrs);
+        rt->addrs = rt->addr_next = NULL;
+    }
+    rt->phase = PH_FAILED;
+    return FT_R_FAIL;
+}
+
+void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
+{
+    if (rt->phase == PH_FAILED || rt->phase == PH_CLOSED)
+        return;
+    if (rt->phase == PH_EOF) {   /* after EOF, cancelling has no effect */
+        return;
+    }
+    fail(t, rt, code, "%s", msg);
+}
+
+/* ---------------------------------------------------------------- dial */
+
+static int dial_step(ft_rt *rt, int64_t slice_end)
+{
+    ft_conn *c = rt->conn;
+    char addr[80];
+    for (;;) {
+        int64_t now = ft_now_ns();
+        if (c->fd < 0) {
+            if (!rt->addr_next)
+                return FT_R_FAIL;   /* caller reports the last error */
+            int pending = 0;
+            int fd = ft_connect_start(rt->addr_next, &pending);
+            if (fd < 0) {
+                ft_addr_str(rt->addr_next, addr, sizeof addr);
+                set_err(rt, FT_E_CONNECT, "dial tcp %s: connect: %s", addr, strerror(-fd));
+                rt->addr_next = rt->addr_next->ai_next;
+                continue;
+            }
+            c->fd = fd;
+            if (!pending)
+                return FT_R_DONE;
+        }
+        if (rt->dial_deadline && now >= rt->dial_deadline) {
+            ft_addr_str(rt->addr_next, addr, sizeof addr);
+            set_err(rt, FT_E_CONNECT_TIMEOUT, "dial tcp %s: i/o timeout", addr);
+            return FT_R_FAIL;
+        }
+        if (now >= slice_end)
+            return FT_R_AGAIN;
+        int64_t until = slice_end;
+        if (rt->dial_deadline && rt->dial_deadline < until)
+            until = rt->dial_deadline;
+        int rev = ft_wait_fd(c->fd, POLLOUT, ft_ms_until(until, now, -1));
+        if (rev == 0)
+            continue;
+        int e = ft_connect_result(c->fd);
+        if (e == 0)
+            return FT_R_DONE;
+        ft_addr_str(rt->addr_next, addr, sizeof addr);
+        set_err(rt, FT_E_CONNECT, "dial tcp %s: connect: %s", addr, strerror(e));
+        close(c->fd);
+        c->fd = -1;
+        rt->addr_next = rt->addr_next->ai_next;
+    }
+}
+
+/* ---------------------------------------------------------------- exchange */
+
+/* The write loop: send what is left of head + body. Returns 1 when all is
+ * written, 0 when the socket is full, -1 on error (errno kept). */
+static int write_loop(ft_rt *rt)
+{
+    size_t total = rt->head_len + rt->body_len;
+    while (rt->nwritten < total) {
+        struct iovec iov[2];
+        int n = 0;
+        if (rt->nwritten < rt->head_len) {
+            iov[n].iov_base = (char *)rt->head + rt->nwritten;
+            iov[n].iov_len = rt->head_len - rt->nwritten;
+            n++;
+            if (rt->body_len) {
+                iov[n].iov_base = (char *)rt->body;
+                iov[n].iov_len = rt->body_len;
+                n++;
+            }
+        } else {
+            size_t off = rt->nwritten - rt->head_len;
+            iov[n].iov_base = (char *)rt->body + off;
+            iov[n].iov_len = rt->body_len - off;
+            n++;
+        }
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)n;
+        ssize_t w = sendmsg(rt->conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        rt->nwritten += (size_t)w;
+    }
+    return 1;
+}
+
+/* Make room in the read buffer: compact, then grow (for a head larger than
+ * the buffer, up to the header budget). Returns bytes of room. */
+static size_t make_room(ft_transport *t, ft_conn *c, size_t limit)
+{
+    if (c->rpos == c->wpos)
+        c->rpos = c->wpos = 0;
+    if (c->wpos < c->cap)
+        return c->cap - c->wpos;
+    if (c->rpos > 0) {
+        memmove(c->buf, c->buf + c->rpos, c->wpos - c->rpos);
+        c->wpos -= c->rpos;
+        c->rpos = 0;
+        return c->cap - c->wpos;
+    }
+    if (c->cap >= limit)
+        return 0;
+    size_t ncap = c->cap * 2;
+    if (ncap > limit)
+        ncap = limit;
+    char *nb = realloc(c->buf, ncap);
+    if (!nb)
+        return 0;
+    (void)t;
+    c->buf = nb;
+    c->cap = ncap;
+    return c->cap - c->wpos;
+}
+
+static int copy_head(ft_rt *rt, const char *src, size_t len, ft_head *h)
+{
+    if (len <= sizeof rt->head_inline) {
+        rt->head_copy = rt->head_inline;
+    } else {
+        rt->head_copy = malloc(len);
+        if (!rt->head_copy)
+            return -1;
+    }
+    memcpy(rt->head_copy, src, len);
+    rt->head_copy_len = len;
+    rt->hdrs = h->headers;
+    rt->nhdrs = h->nheaders;
+    return 0;
+}
+
+/* Parse a complete head at buf[rpos..rpos+len). 1 = final head consumed,
+ * 0 = an interim 1xx was skipped, -1 = failed (rt failed). */
+static int on_head(ft_transport *t, ft_rt *rt, size_t len)
+{
+    ft_conn *c = rt->conn;
+    char *head = c->buf + c->rpos;
+    char perr[256];
+    ft_head h;
+    memset(&h, 0, sizeof h);
+    h.headers = rt->hdrs;
+    h.cap = rt->hdrs_cap;
+    int rc;
+    while ((rc = ft_parse_head(head, len, &h, perr, sizeof perr)) == FT_PMORE) {
+        size_t need = h.nheaders + 16;
+        ft_header *nh = malloc(need * sizeof *nh);
+        if (!nh) {
+            fail(t, rt, FT_E_NOMEM, "out of memory");
+            return -1;
+        }
+        if (rt->hdrs != rt->hdr_inline)
+            free(rt->hdrs);
+        rt->hdrs = nh;
+        h.headers = nh;
+        h.cap = need;
+        h.nheaders = 0;
+        rt->hdrs_cap = need;
+    }
+    if (rc != FT_OK) {
+        fail(t, rt, FT_E_PROTOCOL, BROKEN "%s", perr);
+        return -1;
+    }
+    if (h.status >= 100 && h.status <= 199 && h.status != 101) {
+        /* interim response: skipped; its bytes count against the budget */
+        rt->head_budget_used += len;
+        c->rpos += len;
+        rt->scan = 0;
+        return 0;
+    }
+    if (ft_framing_for(head, &h, rt->is_head, &rt->framing, perr, sizeof perr) != FT_OK) {
+        fail(t, rt, FT_E_PROTOCOL, BROKEN "%s", perr);
+        return -1;
+    }
+    rt->status = h.status;
+    rt->vmajor = h.version_major;
+    rt->vminor = h.version_minor;
+    rt->reason_off = h.reason_off;
+    rt->reason_len = h.reason_len;
+    if (copy_head(rt, head, len, &h) != 0) {
+        fail(t, rt, FT_E_NOMEM, "out of memory");
+        return -1;
+    }
+    c->rpos += len;
+    /* Go's persistConn reuse conditions for the request/response pair (§7).
+     * The body's outcome is applied later, in finish_body / ft_rt_close. */
+    rt->reuse_ok = !rt->framing.close && !rt->req_close && !t->cfg.disable_keep_alives
+                   && rt->status != 101
+                   && rt->nwritten == rt->head_len + rt->body_len;
+    if (rt->framing.kind == FT_BODY_LENGTH && rt->framing.body_length == 0)
+        rt->framing.kind = FT_BODY_NONE;
+    switch (rt->framing.kind) {
+    case FT_BODY_LENGTH:
+        rt->body_left = (uint64_t)rt->framing.body_length;
+        break;
+    case FT_BODY_CHUNKED:
+        ft_chunked_init(&rt->chunked);
+        break;
+    default:
+        break;
+    }
+    return 1;
+}
+
+static void finish_body(ft_transport *t, ft_rt *rt)
+{
+    rt->phase = PH_EOF;
+    ft_conn *c = rt->conn;
+    release_conn(t, rt, rt->reuse_ok && c && c->rpos == c->wpos);
+}
+
+static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
+{
+    ft_conn *c = rt->conn;
+    size_t total = rt->head_len + rt->body_len;
+    int writing = rt->nwritten < total;
+    int write_failed = 0, write_errno = 0;
+    int readable = c->rpos < c->wpos;   /* leftover bytes? parse them first */
+    size_t limit = t->cfg.max_response_header_bytes;
+
+    for (;;) {
+        if (writing) {
+            int w = write_loop(rt);
+            if (w != 0) {
+                writing = 0;
+                if (w < 0) {
+                    write_failed = 1;
+                    write_errno = errno;
+                } else if (t->cfg.response_header_timeout > 0) {
+                    rt->header_deadline = ft_now_ns() + t->cfg.response_header_timeout;
+                }
+            }
+        }
+        if (readable) {
+            if (c->rpos < c->wpos) {
+                size_t hl = ft_find_head_end(c->buf + c->rpos, c->wpos - c->rpos, &rt->scan);
+                if (hl) {
+                    if (rt->head_budget_used + hl > limit)
+                        goto too_big;
+                    int r = on_head(t, rt, hl);
+                    if (r < 0)
+                        return FT_R_FAIL;
+                    if (r > 0)
+                        return FT_R_DONE;
+                    continue;   /* 1xx skipped: look at what follows */
+                }
+                if (rt->head_budget_used + (c->wpos - c->rpos) > limit)
+                    goto too_big;
+            }
+            size_t room = make_room(t, c, limit - rt->head_budget_used + 1);
+            if (room == 0)
+                goto too_big;
+            ssize_t n = recv(c->fd, c->buf + c->wpos, room, 0 | MSG_DONTWAIT);
+            if (n > 0) {
+                c->wpos += (size_t)n;
+                rt->got_response_bytes = 1;
+                continue;
+            }
+            if (n == 0) {
+                if (rt->got_response_bytes)
+                    return fail(t, rt, FT_E_PROTOCOL, BROKEN "unexpected EOF");
+                if (write_failed && write_errno != EPIPE && write_errno != ECONNRESET)
+                    return fail(t, rt, FT_E_PROTOCOL, "write: %s", strerror(write_errno));
+                return fail(t, rt, FT_E_PROTOCOL, "EOF");
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                if (rt->got_response_bytes)
+                    return fail(t, rt, FT_E_PROTOCOL, BROKEN "read: %s", strerror(errno));
+                return fail(t, rt, FT_E_PROTOCOL, "read: %s", strerror(errno));
+            }
+            readable = 0;
+        }
+        /* wait for the socket, a deadline, or the end of this slice */
+        int64_t now = ft_now_ns();
+        if (rt->deadline && now >= rt->deadline)
+            return fail(t, rt, FT_E_READ_TIMEOUT,
+                        "context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
+        if (rt->header_deadline && now >= rt->header_deadline)
+            return fail(t, rt, FT_E_HEADER_TIMEOUT, "net/http: timeout awaiting response headers");
+        if (now >= slice_end)
+            return FT_R_AGAIN;
+        int64_t until = slice_end;
+        if (rt->deadline && rt->deadline < until)
+            until = rt->deadline;
+        if (rt->header_deadline && rt->header_deadline < until)
+            until = rt->header_deadline;
+        short ev = POLLIN | (writing ? POLLOUT : 0);
+        int rev = ft_wait_fd(c->fd, ev, ft_ms_until(until, now, -1));
+        if (rev & (POLLIN | POLLERR | POLLHUP))
+            readable = 1;
+    }
+too_big:
+    return fail(t, rt, FT_E_PROTOCOL, BROKEN "net/http: server response headers exceeded %zu bytes; aborted",
+                limit);
+}
+
+int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
+{
+    int64_t slice_end = ft_now_ns() + (int64_t)slice_ms * 1000000LL;
+    for (;;) {
+        switch (rt->phase) {
+        case PH_START: {
+            ft_conn *c = ft_pool_take(t, rt->key, NULL);
+            if (!c)
+                return fail(t, rt, FT_E_CLOSED, "transport is closed");
+            rt->conn = c;
+            if (c->state == FT_CS_ACTIVE) {
+                rt->conn_reused = 1;
+                if (ft_conn_ensure_buf(t, c) != 0)
+                    return fail(t, rt, FT_E_NOMEM, "out of memory");
+                rt->phase = PH_EXCHANGE;
+                break;
+            }
+            /* a new connection: resolve on this thread (the GIL is released) */
+            if (ft_resolve(rt->host, rt->port, &rt->addrs, rt->err, sizeof rt->err) != 0)
+                return fail(t, rt, FT_E_CONNECT, "%s", rt->err);
+            rt->addr_next = rt->addrs;
+            int64_t now = ft_now_ns();
+            rt->dial_deadline = t->cfg.dial_timeout ? now + t->cfg.dial_timeout : 0;
+            if (rt->deadline && (!rt->dial_deadline || rt->deadline < rt->dial_deadline))
+                rt->dial_deadline = rt->deadline;
+            rt->phase = PH_DIAL;
+            break;
+        }
+        case PH_DIAL: {
+            int r = dial_step(rt, slice_end);
+            if (r == FT_R_AGAIN)
+                return r;
+            if (r == FT_R_FAIL) {
+                if (!rt->err_code)
+                    set_err(rt, FT_E_CONNECT, "dial tcp %s:%d: no address", rt->host, rt->port);
+                char msg[sizeof rt->err];
+                memcpy(msg, rt->err, sizeof msg);
+                if (rt->err_code == FT_E_CONNECT_TIMEOUT && rt->deadline && ft_now_ns() >= rt->deadline)
+                    return fail(t, rt, FT_E_CONNECT_TIMEOUT,
+                                "context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
+                return fail(t, rt, rt->err_code, "%s", msg);
+            }
+            freeaddrinfo(rt->addrs);
+            rt->addrs = rt->addr_next = NULL;
+            rt->err_code = 0;
+            rt->err[0] = 0;
+            ft_set_nodelay(rt->conn->fd);
+            if (ft_conn_ensure_buf(t, rt->conn) != 0)
+                return fail(t, rt, FT_E_NOMEM, "out of memory");
+            ft_pool_dialed(t, rt->conn);
+            rt->phase = PH_EXCHANGE;
+            break;
+        }
+        case PH_EXCHANGE: {
+            int r = exchange_step(t, rt, slice_end);
+            if (r != FT_R_DONE)
+                return r;
+            if (rt->framing.kind == FT_BODY_NONE) {
+                /* no body: the connection goes back before the caller sees
+                 * the response (TestTransportReuseConnEmptyResponseBody) */
+                finish_body(t, rt);
+            } else {
+                rt->phase = PH_BODY;
+            }
+            return FT_R_DONE;
+        }
+        case PH_FAILED:
+            return FT_R_FAIL;
+        default:
+            return FT_R_DONE;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- body */
+
+size_t ft_rt_buffered(const ft_rt *rt)
+{
+    if (rt->phase != PH_BODY || !rt->conn)
+        return 0;
+    return rt->conn->wpos - rt->conn->rpos;
+}
+
+/* Wait until the connection is readable. FT_R_DONE when it is, FT_R_AGAIN at
+ * the slice end, FT_R_FAIL on the deadline. */
+static int body_wait(ft_transport *t, ft_rt *rt, int64_t slice_end)
+{
+    int64_t now = ft_now_ns();
+    if (rt->deadline && now >= rt->deadline)
+        return fail(t, rt, FT_E_READ_TIMEOUT,
+                    "context deadline exceeded (Client.Timeout or context cancellation while reading body)");
+    if (now >= slice_end)
+        return FT_R_AGAIN;
+    int64_t until = slice_end;
+    if (rt->deadline && rt->deadline < until)
+        until = rt->deadline;
+    ft_wait_fd(rt->conn->fd, POLLIN, ft_ms_until(until, now, -1));
+    return FT_R_DONE;
+}
+
+/* recv into dst; >0 bytes, 0 EOF, FT_R_AGAIN if none yet, FT_R_FAIL on error */
+static ssize_t body_recv(ft_transport *t, ft_rt *rt, char *dst, size_t n)
+{
+    for (;;) {
+        ssize_t r = recv(rt->conn->fd, dst, n, MSG_DONTWAIT);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return FT_R_AGAIN;
+        return fail(t, rt, FT_E_PROTOCOL, "read: %s", strerror(errno));
+    }
+}
+
+/* Fill the connection buffer with more bytes. 1 = got some, 0 = EOF,
+ * FT_R_AGAIN / FT_R_FAIL as above. */
+static ssize_t fill(ft_transport *t, ft_rt *rt, int64_t slice_end)
+{
+    ft_conn *c = rt->conn;
+    for (;;) {
+        size_t room = make_room(t, c, c->cap);
+        if (room == 0)
+            return fail(t, rt, FT_E_PROTOCOL, "http: suspiciously long trailer after chunked body");
+        ssize_t r = body_recv(t, rt, c->buf + c->wpos, room);
+        if (r > 0) {
+            c->wpos += (size_t)r;
+            return 1;
+        }
+        if (r != FT_R_AGAIN)
+            return r;
+        int w = body_wait(t, rt, slice_end);
+        if (w != FT_R_DONE)
+            return w;
+    }
+}
+
+static ssize_t read_length(ft_transport *t, ft_rt *rt, char *dst, size_t n, int64_t slice_end)
+{
+    ft_conn *c = rt->conn;
+    if (n > rt->body_left)
+        n = (size_t)rt->body_left;
+    for (;;) {
+        size_t avail = c->wpos - c->rpos;
+        if (avail > 0) {
+            size_t m = avail < n ? avail : n;
+            memcpy(dst, c->buf + c->rpos, m);
+            c->rpos += m;
+            rt->body_left -= m;
+            if (rt->body_left == 0)
+                finish_body(t, rt);
+            return (ssize_t)m;
+        }
+        c->rpos = c->wpos = 0;
+        ssize_t r;
+        if (n >= DIRECT_READ_MIN) {
+            r = body_recv(t, rt, dst, n);
+            if (r > 0) {
+                rt->body_left -= (uint64_t)r;
+                if (rt->body_left == 0)
+                    finish_body(t, rt);
+                return r;
+            }
+        } else {
+            size_t want = c->cap;
+            r = body_recv(t, rt, c->buf, want);
+            if (r > 0) {
+                c->wpos = (size_t)r;
+                continue;
+            }
+        }
+        if (r == 0)
+            return fail(t, rt, FT_E_PROTOCOL, "unexpected EOF");
+        if (r == FT_R_FAIL)
+            return r;
+        int w = body_wait(t, rt, slice_end);
+        if (w != FT_R_DONE)
+            return w;
+    }
+}
+
+static ssize_t read_close_delimited(ft_transport *t, ft_rt *rt, char *dst, size_t n, int64_t slice_end)
+{
+    ft_conn *c = rt->conn;
+    for (;;) {
+        size_t avail = c->wpos - c->rpos;
+        if (avail > 0) {
+            size_t m = avail < n ? avail : n;
+            memcpy(dst, c->buf + c->rpos, m);
+            c->rpos += m;
+            return (ssize_t)m;
+        }
+        c->rpos = c->wpos = 0;
+        ssize_t r = body_recv(t, rt, dst, n);
+        if (r > 0)
+            return r;
+        if (r == 0) {
+            finish_body(t, rt);
+            return 0;
+        }
+        if (r == FT_R_FAIL)
+            return r;
+        int w = body_wait(t, rt, slice_end);
+        if (w != FT_R_DONE)
+            return w;
+    }
+}
+
+static int keep_trailer(ft_rt *rt, const char *block, size_t len, char *perr, size_t errcap)
+{
+    if (len == 0)
+        return 0;
+    rt->trailer = malloc(len);
+    ft_header *hs = malloc(16 * sizeof *hs);
+    if (!rt->trailer || !hs) {
+        free(hs);
+        snprintf(perr, errcap, "out of memory");
+        return -1;
+    }
+    memcpy(rt->trailer, block, len);
+    ft_head h;
+    memset(&h, 0, sizeof h);
+    h.headers = hs;
+    h.cap = 16;
+    int rc;
+    while ((rc = ft_parse_fields(rt->trailer, 0, len, &h, perr, errcap)) == FT_PMORE) {
+        size_t need = h.nheaders + 16;
+        ft_header *nh = realloc(hs, need * sizeof *nh);
+        if (!nh) {
+            free(hs);
+            snprintf(perr, errcap, "out of memory");
+            return -1;
+        }
+        hs = nh;
+        h.headers = hs;
+        h.cap = need;
+        h.nheaders = 0;
+    }
+    rt->thdrs = hs;
+    rt->nthdrs = h.nheaders;
+    return rc == FT_OK ? 0 : -1;
+}
+
+static ssize_t read_chunked(ft_transport *t, ft_rt *rt, char *dst, size_t n, int64_t slice_end)
+{
+    ft_conn *c = rt->conn;
+    char perr[256];
+    for (;;) {
+        size_t consumed = 0, doff = 0, dlen = 0;
+        int r = ft_chunked_next(&rt->chunked, c->buf + c->rpos, c->wpos - c->rpos, n,
+                                &consumed, &doff, &dlen, perr, sizeof perr);
+        if (r == FT_PERR)
+            return fail(t, rt, FT_E_PROTOCOL, "%s", perr);
+        if (r == FT_CH_DATA) {
+            memcpy(dst, c->buf + c->rpos + doff, dlen);
+            c->rpos += consumed;
+            if (ft_chunked_data_left(&rt->chunked) == 0 && c->rpos < c->wpos) {
+                /* Is the terminator already here? Then this read returns the
+                 * data with EOF and the connection is pooled now. */
+                size_t c2 = 0, o2 = 0, l2 = 0;
+                ft_chunked probe = rt->chunked;
+                int r2 = ft_chunked_next(&probe, c->buf + c->rpos, c->wpos - c->rpos, 0,
+                                         &c2, &o2, &l2, perr, sizeof perr);
+                if (r2 == FT_CH_DONE) {
+                    rt->chunked = probe;
+                    if (keep_trailer(rt, c->buf + c->rpos + probe.trailer_off, probe.trailer_len,
+                                     perr, sizeof perr) != 0)
+                        return fail(t, rt, FT_E_PROTOCOL, "%s", perr);
+                    c->rpos += c2;
+                    finish_body(t, rt);
+                }
+            }
+            return (ssize_t)dlen;
+        }
+        if (r == FT_CH_DONE) {
+            if (keep_trailer(rt, c->buf + c->rpos + rt->chunked.trailer_off, rt->chunked.trailer_len,
+                             perr, sizeof perr) != 0)
+                return fail(t, rt, FT_E_PROTOCOL, "%s", perr);
+            c->rpos += consumed;
+            finish_body(t, rt);
+            return 0;
+        }
+        /* FT_CH_MORE */
+        c->rpos += consumed;
+        uint64_t left = ft_chunked_data_left(&rt->chunked);
+        if (c->rpos == c->wpos && left >= DIRECT_READ_MIN && n >= DIRECT_READ_MIN) {
+            c->rpos = c->wpos = 0;
+            size_t want = n < left ? n : (size_t)left;
+            ssize_t got = body_recv(t, rt, dst, want);
+            if (got > 0) {
+                ft_chunked_took_data(&rt->chunked, (uint64_t)got);
+                return got;
+            }
+            if (got == 0)
+                return fail(t, rt, FT_E_PROTOCOL, "unexpected EOF");
+            if (got == FT_R_FAIL)
+                return got;
+            int w = body_wait(t, rt, slice_end);
+            if (w != FT_R_DONE)
+                return w;
+            continue;
+        }
+        int in_trailer = ft_chunked_in_trailer(&rt->chunked);
+        ssize_t f = fill(t, rt, slice_end);
+        if (f == 0)
+            return fail(t, rt, FT_E_PROTOCOL,
+                        in_trailer ? "http: unexpected EOF reading trailer" : "unexpected EOF");
+        if (f < 0)
+            return f;
+    }
+}
+
+ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
+{
+    switch (rt->phase) {
+    case PH_BODY:
+        break;
+    case PH_EOF:
+        return 0;
+    case PH_CLOSED:
+        set_err(rt, FT_E_PROTOCOL, "http: read on closed response body");
+        return FT_R_FAIL;
+    default:
+        return FT_R_FAIL;   /* sticky error */
+    }
+    if (n == 0)
+        return 0;
+    int64_t slice_end = ft_now_ns() + (int64_t)slice_ms * 1000000LL;
+    switch (rt->framing.kind) {
+    case FT_BODY_LENGTH:
+        return read_length(t, rt, dst, n, slice_end);
+    case FT_BODY_CHUNKED:
+        return read_chunked(t, rt, dst, n, slice_end);
+    case FT_BODY_CLOSE:
+        return read_close_delimited(t, rt, dst, n, slice_end);
+    default:
+        finish_body(t, rt);
+        return 0;
+    }
+}
+
+void ft_rt_close(ft_transport *t, ft_rt *rt)
+{
+    ft_conn *c = rt->conn;
+    if (rt->phase == PH_BODY && c && rt->framing.kind == FT_BODY_LENGTH && rt->reuse_ok
+        && t->cfg.drain_limit > 0 && rt->body_left <= t->cfg.drain_limit) {
+        /* Go tip's maybeDrainBody: what is buffered or already on the socket
+         * is discarded now; the rest is left to the engine for 50 ms. */
+        size_t avail = c->wpos - c->rpos;
+        size_t m = avail < rt->body_left ? avail : (size_t)rt->body_left;
+        c->rpos += m;
+        rt->body_left -= m;
+        int broken = c->rpos != c->wpos;   /* bytes beyond the body */
+        while (!broken && rt->body_left > 0) {
+            ssize_t r = recv(c->fd, c->buf, c->cap, MSG_DONTWAIT);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            if (r <= 0 || (uint64_t)r > rt->body_left) {
+                broken = 1;
+                break;
+            }
+            rt->body_left -= (uint64_t)r;
+        }
+        c->rpos = c->wpos = 0;
+        rt->conn = NULL;
+        if (broken) {
+            ft_conn_destroy(t, c);
+        } else if (rt->body_left == 0) {
+            ft_pool_put(t, c);
+        } else {
+            c->drain_left = rt->body_left;
+            c->drain_deadline = ft_now_ns() + DRAIN_WINDOW_NS;
+            ft_pool_start_drain(t, c);
+        }
+    } else {
+        release_conn(t, rt, 0);
+    }
+    if (rt->addrs) {
+        freeaddrinfo(rt->addrs);
+        rt->addrs = rt->addr_next = NULL;
+    }
+    if (rt->phase != PH_FAILED)
+        rt->phase = PH_CLOSED;
+}
+
+void ft_rt_free(ft_rt *rt)
+{
+    if (rt->head_copy && rt->head_copy != rt->head_inline)
+        free(rt->head_copy);
+    rt->head_copy = NULL;
+    if (rt->hdrs && rt->hdrs != rt->hdr_inline)
+        free(rt->hdrs);
+    rt->hdrs = rt->hdr_inline;
+    rt->hdrs_cap = sizeof rt->hdr_inline / sizeof rt->hdr_inline[0];
+    free(rt->trailer);
+    rt->trailer = NULL;
+    free(rt->thdrs);
+    rt->thdrs = NULL;
+    if (rt->addrs) {
+        freeaddrinfo(rt->addrs);
+        rt->addrs = NULL;
+    }
+}

@@ -1,0 +1,237 @@
+/* core.h - the native transport: persist conns with their read and write
+ * loops, the idle pool, the I/O engine threads.
+ *
+ * Threads and ownership (DESIGN.md, "Loops are state machines"):
+ *  - A connection is advanced by exactly one thread at a time. While a request
+ *    uses it (FT_CS_ACTIVE) that is the caller's thread, which runs the write
+ *    loop and the read loop itself with the GIL released. While it is idle
+ *    (FT_CS_IDLE) or draining after an early close (FT_CS_DRAINING) it belongs
+ *    to its I/O engine thread, which watches it through epoll.
+ *  - Hand-offs between the two happen under ft_transport.mu, which guards the
+ *    host table, the idle lists and LRU, the slot table, the drain lists,
+ *    the buffer free list and every counter in ft_stats.
+ *  - Engines find connections through (slot, generation) pairs stored in
+ *    epoll data, looked up under mu, so a stale event never touches freed
+ *    memory.
+ */
+#ifndef FT_CORE_H
+#define FT_CORE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "parser.h"
+
+struct addrinfo;
+
+/* ---- configuration (Transport's knobs; Go field names in brackets) ---- */
+typedef struct {
+    int max_idle_conns;            /* [MaxIdleConns] 0 = no global cap */
+    int max_idle_conns_per_host;   /* [MaxIdleConnsPerHost] <0: never keep idle */
+    int max_conns_per_host;        /* [MaxConnsPerHost] 0 = no limit */
+    int64_t idle_conn_timeout;     /* [IdleConnTimeout] ns, 0 = none */
+    int disable_keep_alives;       /* [DisableKeepAlives] */
+    int64_t dial_timeout;          /* ns, 0 = none */
+    int64_t response_header_timeout; /* [ResponseHeaderTimeout] ns, 0 = none */
+    size_t max_response_header_bytes; /* [MaxResponseHeaderBytes] */
+    size_t drain_limit;            /* bytes drained on early close; 0 = never */
+    int io_threads;                /* engine threads, >= 1 */
+} ft_config;
+
+typedef struct {
+    int64_t open_conns, idle_conns, active_conns, draining_conns, dialing_conns;
+    int64_t read_loops, write_loops;
+    int64_t dials, dial_errors, reused_conns, requests, closed_conns;
+    int64_t idle_closed_by_peer, idle_timeouts, drained_conns;
+    int64_t io_threads;
+} ft_stats;
+
+/* Result codes of the run/read calls. */
+#define FT_R_DONE 0
+#define FT_R_FAIL (-1)
+#define FT_R_AGAIN (-2)
+
+/* Error classes (mapped to Python exceptions in one place, _core.pyx). */
+enum {
+    FT_E_NONE = 0,
+    FT_E_CONNECT,          /* DNS, refused, unreachable */
+    FT_E_CONNECT_TIMEOUT,
+    FT_E_PROTOCOL,         /* malformed or truncated response, I/O error mid-exchange */
+    FT_E_HEADER_TIMEOUT,   /* response_header_timeout */
+    FT_E_READ_TIMEOUT,     /* total deadline */
+    FT_E_CANCELLED,
+    FT_E_CLOSED,           /* transport closed */
+    FT_E_NOMEM,
+};
+
+/* Connection states (ft_conn.state). */
+enum { FT_CS_DIALING = 1, FT_CS_ACTIVE, FT_CS_IDLE, FT_CS_DRAINING, FT_CS_CLOSING };
+
+typedef struct ft_hostpool ft_hostpool;
+typedef struct ft_engine ft_engine;
+typedef struct ft_transport ft_transport;
+
+typedef struct ft_conn {
+    int fd;
+    int state;                 /* FT_CS_*; changes under mu */
+    uint32_t slot, gen;        /* identity for the engine's epoll data */
+    ft_engine *engine;         /* the engine that watches it when idle */
+    ft_hostpool *hp;           /* its key's pool entry */
+    int registered;            /* in engine's epoll set */
+    int reused;                /* has completed an exchange before (Go: isReused) */
+    /* read buffer: unread bytes are buf[rpos..wpos) */
+    char *buf;
+    size_t cap, rpos, wpos;
+    int64_t idle_at;           /* when it became idle (ns) */
+    struct ft_conn *kprev, *knext; /* per-key idle list, head = most recent */
+    struct ft_conn *lprev, *lnext; /* global idle LRU, head = oldest */
+    /* drain after an early close (FT_BODY_LENGTH only) */
+    uint64_t drain_left;
+    int64_t drain_deadline;
+    struct ft_conn *dprev, *dnext;
+} ft_conn;
+
+/* One request/response exchange. Owned by the caller (embedded in the Python
+ * response object); only the caller's thread touches it. */
+typedef struct ft_rt {
+    /* --- request, set by the caller before ft_rt_run --- */
+    const char *key;           /* pool key, NUL-terminated (scheme://host:port) */
+    const char *host;          /* host to dial (no brackets) */
+    int port;
+    const char *head;          /* serialised request head */
+    size_t head_len;
+    const char *body;          /* request body bytes (may be NULL) */
+    size_t body_len;
+    int is_head;               /* method is HEAD */
+    int req_close;             /* request carries Connection: close */
+    int64_t deadline;          /* absolute ns for the whole exchange, 0 = none */
+
+    /* --- progress --- */
+    int phase;                 /* private */
+    ft_conn *conn;
+    struct addrinfo *addrs, *addr_next;
+    int64_t dial_deadline;
+    size_t nwritten;
+    int64_t header_deadline;
+    size_t head_budget_used, scan;
+
+    /* --- response --- */
+    int status, vmajor, vminor;
+    uint32_t reason_off, reason_len; /* in head_copy */
+    ft_framing framing;
+    ft_chunked chunked;
+    uint64_t body_left;        /* FT_BODY_LENGTH: bytes still to read */
+    int reuse_ok;              /* may the connection be pooled at EOF */
+    int conn_reused;           /* the connection had served a request before */
+    int got_response_bytes;    /* any byte of the response was read */
+    char *head_copy;           /* head bytes (points at head_inline or heap) */
+    size_t head_copy_len;
+    ft_header *hdrs;           /* offsets into head_copy */
+    size_t nhdrs, hdrs_cap;
+    char *trailer;             /* trailer block (heap), offsets in thdrs */
+    ft_header *thdrs;
+    size_t nthdrs;
+
+    /* --- error --- */
+    int err_code;              /* FT_E_* */
+    char err[512];
+
+    char head_inline[1024];
+    ft_header hdr_inline[24];
+} ft_rt;
+
+/* ---- transport ---- */
+ft_transport *ft_transport_new(const ft_config *cfg, char *err, size_t errcap);
+/* Close every connection, stop and join the engine threads. Idempotent.
+ * Connections in use are shut down; their owners finish with an error. */
+void ft_transport_close(ft_transport *t);
+/* Free after ft_transport_close, once no ft_rt refers to it. */
+void ft_transport_free(ft_transport *t);
+void ft_transport_close_idle(ft_transport *t);
+void ft_transport_stats(ft_transport *t, ft_stats *out);
+
+/* ---- exchanges ---- */
+void ft_rt_init(ft_rt *rt);
+/* Advance the exchange until the response head is read (FT_R_DONE), it
+ * failed (FT_R_FAIL, rt->err_code/err set, connection released), or
+ * slice_ms passed (FT_R_AGAIN: call again). Blocks without the GIL. */
+int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms);
+/* Read body bytes into dst: >0 bytes, 0 at EOF (connection already
+ * recycled), FT_R_AGAIN after slice_ms with nothing read, FT_R_FAIL. */
+ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms);
+/* Body bytes available without blocking (buffered), for sizing reads. */
+size_t ft_rt_buffered(const ft_rt *rt);
+/* The caller is done with the body before EOF: drain a small known
+ * remainder (now, or on the engine) and pool, else close. Idempotent. */
+void ft_rt_close(ft_transport *t, ft_rt *rt);
+/* Abort: close the connection (cancel, timeout, error found above). */
+void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg);
+/* Free the exchange's own memory. The connection must be released. */
+void ft_rt_free(ft_rt *rt);
+/* Has the body reached EOF / has the exchange released its connection? */
+int ft_rt_at_eof(const ft_rt *rt);
+
+/* ---- internals shared between conn.c, pool.c and engine.c ---- */
+struct ft_hostpool {
+    char *key;
+    ft_hostpool *next;         /* hash chain */
+    ft_conn *idle;             /* most recently returned first */
+    int nidle;
+    int nconns;                /* dialing + in use + idle + draining */
+};
+
+struct ft_engine {
+    ft_transport *t;
+    pthread_t thread;
+    int started;
+    int epfd, wakefd;
+    int64_t sleep_until;       /* guarded by mu: when it wakes next (0 = never) */
+    ft_conn *drains;           /* guarded by mu */
+    int stop;                  /* guarded by mu */
+};
+
+struct ft_transport {
+    pthread_mutex_t mu;
+    ft_config cfg;
+    ft_hostpool **hosts;
+    size_t nhosts, hosts_cap;
+    ft_conn *lru_head, *lru_tail;
+    ft_conn **slots;
+    uint32_t *slot_gen;
+    uint32_t nslots, slots_cap;
+    uint32_t *free_slots;
+    uint32_t nfree_slots;
+    char **free_bufs;
+    int nfree_bufs;
+    ft_engine *engines;
+    int nengines;
+    int closed;
+    int next_engine;
+    ft_stats st;
+};
+
+#define FT_BUF_SIZE 65536
+#define FT_EPOLL_WAKE UINT64_MAX
+
+/* pool.c (all take mu themselves unless named _locked) */
+ft_conn *ft_pool_take(ft_transport *t, const char *key, ft_hostpool **hp_out);
+ft_conn *ft_conn_new_locked(ft_transport *t, ft_hostpool *hp);
+void ft_pool_put(ft_transport *t, ft_conn *c);
+void ft_pool_dialed(ft_transport *t, ft_conn *c);       /* dialing -> active */
+void ft_pool_start_drain(ft_transport *t, ft_conn *c);  /* active -> engine drain */
+void ft_conn_destroy(ft_transport *t, ft_conn *c);
+int ft_conn_ensure_buf(ft_transport *t, ft_conn *c);
+void ft_pool_unlink_idle_locked(ft_transport *t, ft_conn *c);
+void ft_conn_release_buf_locked(ft_transport *t, ft_conn *c);
+
+/* engine.c */
+int ft_engines_start(ft_transport *t, char *err, size_t errcap);
+void ft_engines_stop(ft_transport *t);
+void ft_engine_watch(ft_engine *e, ft_conn *c);    /* epoll ADD (no lock needed) */
+void ft_engine_unwatch(ft_engine *e, ft_conn *c);  /* epoll DEL */
+void ft_engine_wake_locked(ft_engine *e, int64_t when);
+void ft_engine_add_drain_locked(ft_engine *e, ft_conn *c);
+
+#endif

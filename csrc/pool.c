@@ -1,0 +1,518 @@
+/* pool.c - connection bookkeeping: the host table, idle lists (LIFO per key
+ * plus a global LRU), the slot table engines use to find connections, the
+ * read-buffer free list, the counters, and the transport's life cycle.
+ * Everything here runs under ft_transport.mu unless stated otherwise. */
+#include "core.h"
+#include "sock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define FT_MAX_FREE_BUFS 64
+
+/* ---------------------------------------------------------------- hosts */
+
+static uint64_t key_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static int hosts_grow_locked(ft_transport *t)
+{
+    size_t ncap = t->hosts_cap ? t->hosts_cap * 2 : 64;
+    ft_hostpool **nb = calloc(ncap, sizeof *nb);
+    if (!nb)
+        return -1;
+    for (size_t i = 0; i < t->hosts_cap; i++) {
+        ft_hostpool *hp = t->hosts[i];
+        while (hp) {
+            ft_hostpool *next = hp->next;
+            size_t b = key_hash(hp->key) & (ncap - 1);
+            hp->next = nb[b];
+            nb[b] = hp;
+            hp = next;
+        }
+    }
+    free(t->hosts);
+    t->hosts = nb;
+    t->hosts_cap = ncap;
+    return 0;
+}
+
+static ft_hostpool *host_get_locked(ft_transport *t, const char *key, int create)
+{
+    if (t->hosts_cap) {
+        for (ft_hostpool *hp = t->hosts[key_hash(key) & (t->hosts_cap - 1)]; hp; hp = hp->next)
+            if (strcmp(hp->key, key) == 0)
+                return hp;
+    }
+    if (!create)
+        return NULL;
+    if ((t->nhosts + 1) * 4 > t->hosts_cap * 3 && hosts_grow_locked(t) != 0)
+        return NULL;
+    ft_hostpool *hp = calloc(1, sizeof *hp);
+    if (!hp)
+        return NULL;
+    hp->key = strdup(key);
+    if (!hp->key) {
+        free(hp);
+        return NULL;
+    }
+    size_t b = key_hash(key) & (t->hosts_cap - 1);
+    hp->next = t->hosts[b];
+    t->hosts[b] = hp;
+    t->nhosts++;
+    return hp;
+}
+
+/* Forget a key with no connections left, so a crawler's host table does not
+ * grow without bound. */
+static void host_maybe_free_locked(ft_transport *t, ft_hostpool *hp)
+{
+    if (hp->nconns > 0 || hp->nidle > 0)
+        return;
+    ft_hostpool **pp = &t->hosts[key_hash(hp->key) & (t->hosts_cap - 1)];
+    while (*pp && *pp != hp)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = hp->next;
+    t->nhosts--;
+    free(hp->key);
+    free(hp);
+}
+
+/* ---------------------------------------------------------------- states */
+
+static int64_t *state_counter(ft_transport *t, int state)
+{
+    switch (state) {
+    case FT_CS_DIALING: return &t->st.dialing_conns;
+    case FT_CS_ACTIVE: return &t->st.active_conns;
+    case FT_CS_IDLE: return &t->st.idle_conns;
+    case FT_CS_DRAINING: return &t->st.draining_conns;
+    default: return NULL;
+    }
+}
+
+static void set_state_locked(ft_transport *t, ft_conn *c, int state)
+{
+    int64_t *old = state_counter(t, c->state), *nw = state_counter(t, state);
+    if (old)
+        (*old)--;
+    if (nw)
+        (*nw)++;
+    c->state = state;
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+int ft_conn_ensure_buf(ft_transport *t, ft_conn *c)
+{
+    if (c->buf)
+        return 0;
+    char *b = NULL;
+    pthread_mutex_lock(&t->mu);
+    if (t->nfree_bufs > 0)
+        b = t->free_bufs[--t->nfree_bufs];
+    pthread_mutex_unlock(&t->mu);
+    if (!b)
+        b = malloc(FT_BUF_SIZE);
+    if (!b)
+        return -1;
+    c->buf = b;
+    c->cap = FT_BUF_SIZE;
+    c->rpos = c->wpos = 0;
+    return 0;
+}
+
+void ft_conn_release_buf_locked(ft_transport *t, ft_conn *c)
+{
+    if (!c->buf)
+        return;
+    if (c->cap == FT_BUF_SIZE && t->nfree_bufs < FT_MAX_FREE_BUFS)
+        t->free_bufs[t->nfree_bufs++] = c->buf;
+    else
+        free(c->buf);
+    c->buf = NULL;
+    c->cap = c->rpos = c->wpos = 0;
+}
+
+/* ---------------------------------------------------------------- idle lists */
+
+static void idle_link_locked(ft_transport *t, ft_conn *c)
+{
+    ft_hostpool *hp = c->hp;
+    c->kprev = NULL;
+    c->knext = hp->idle;
+    if (hp->idle)
+        hp->idle->kprev = c;
+    hp->idle = c;
+    hp->nidle++;
+    c->lnext = NULL;
+    c->lprev = t->lru_tail;
+    if (t->lru_tail)
+        t->lru_tail->lnext = c;
+    else
+        t->lru_head = c;
+    t->lru_tail = c;
+}
+
+void ft_pool_unlink_idle_locked(ft_transport *t, ft_conn *c)
+{
+    ft_hostpool *hp = c->hp;
+    if (c->kprev)
+        c->kprev->knext = c->knext;
+    else
+        hp->idle = c->knext;
+    if (c->knext)
+        c->knext->kprev = c->kprev;
+    hp->nidle--;
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        t->lru_head = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    else
+        t->lru_tail = c->lprev;
+    c->kprev = c->knext = c->lprev = c->lnext = NULL;
+    set_state_locked(t, c, FT_CS_CLOSING);
+}
+
+/* ---------------------------------------------------------------- conns */
+
+static int slot_alloc_locked(ft_transport *t, ft_conn *c)
+{
+    uint32_t s;
+    if (t->nfree_slots > 0) {
+        s = t->free_slots[--t->nfree_slots];
+    } else {
+        if (t->nslots == t->slots_cap) {
+            uint32_t ncap = t->slots_cap ? t->slots_cap * 2 : 256;
+            ft_conn **ns = realloc(t->slots, ncap * sizeof *ns);
+            if (!ns)
+                return -1;
+            t->slots = ns;
+            uint32_t *ng = realloc(t->slot_gen, ncap * sizeof *ng);
+            if (!ng)
+                return -1;
+            t->slot_gen = ng;
+            uint32_t *nf = realloc(t->free_slots, ncap * sizeof *nf);
+            if (!nf)
+                return -1;
+            t->free_slots = nf;
+            t->slots_cap = ncap;
+        }
+        s = t->nslots++;
+        t->slot_gen[s] = 0;
+    }
+    t->slots[s] = c;
+    c->slot = s;
+    c->gen = ++t->slot_gen[s];
+    return 0;
+}
+
+ft_conn *ft_conn_new_locked(ft_transport *t, ft_hostpool *hp)
+{
+    ft_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (slot_alloc_locked(t, c) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->fd = -1;
+    c->hp = hp;
+    c->engine = &t->engines[t->next_engine];
+    t->next_engine = (t->next_engine + 1) % t->nengines;
+    hp->nconns++;
+    c->state = 0;
+    set_state_locked(t, c, FT_CS_DIALING);
+    t->st.open_conns++;
+    t->st.read_loops++;
+    t->st.write_loops++;
+    t->st.dials++;
+    return c;
+}
+
+ft_conn *ft_pool_take(ft_transport *t, const char *key, ft_hostpool **hp_out)
+{
+    ft_conn *expired = NULL, *c = NULL;
+    int64_t now = ft_now_ns();
+    pthread_mutex_lock(&t->mu);
+    t->st.requests++;
+    if (t->closed) {
+        pthread_mutex_unlock(&t->mu);
+        return NULL;
+    }
+    ft_hostpool *hp = host_get_locked(t, key, 1);
+    if (!hp) {
+        pthread_mutex_unlock(&t->mu);
+        return NULL;
+    }
+    if (!t->cfg.disable_keep_alives) {
+        while ((c = hp->idle) != NULL) {
+            ft_pool_unlink_idle_locked(t, c);
+            if (t->cfg.idle_conn_timeout > 0 && now - c->idle_at >= t->cfg.idle_conn_timeout) {
+                t->st.idle_timeouts++;
+                c->lnext = expired;     /* reuse the link for a local list */
+                expired = c;
+                continue;
+            }
+            set_state_locked(t, c, FT_CS_ACTIVE);
+            t->st.reused_conns++;
+            break;
+        }
+    }
+    if (!c)
+        c = ft_conn_new_locked(t, hp);
+    if (hp_out)
+        *hp_out = hp;
+    pthread_mutex_unlock(&t->mu);
+
+    while (expired) {
+        ft_conn *next = expired->lnext;
+        expired->lnext = NULL;
+        ft_conn_destroy(t, expired);
+        expired = next;
+    }
+    if (c && c->registered)
+        ft_engine_unwatch(c->engine, c);
+    return c;
+}
+
+void ft_pool_dialed(ft_transport *t, ft_conn *c)
+{
+    pthread_mutex_lock(&t->mu);
+    set_state_locked(t, c, FT_CS_ACTIVE);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Hand a connection closed early to its engine, which discards the
+ * c->drain_left bytes still due before c->drain_deadline, then pools it. */
+void ft_pool_start_drain(ft_transport *t, ft_conn *c)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->closed) {
+        pthread_mutex_unlock(&t->mu);
+        ft_conn_destroy(t, c);
+        return;
+    }
+    set_state_locked(t, c, FT_CS_DRAINING);
+    ft_engine_watch(c->engine, c);
+    ft_engine_add_drain_locked(c->engine, c);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Go's tryPutIdleConn. The caller owns c (active or draining) and has
+ * consumed every byte of the last response. Pools it or destroys it. */
+void ft_pool_put(ft_transport *t, ft_conn *c)
+{
+    ft_conn *evict = NULL;
+    int refuse = 0;
+    pthread_mutex_lock(&t->mu);
+    if (t->closed || t->cfg.disable_keep_alives || t->cfg.max_idle_conns_per_host < 0
+        || c->rpos != c->wpos || c->fd < 0)
+        refuse = 1;
+    else if (c->hp->nidle >= t->cfg.max_idle_conns_per_host)
+        refuse = 1;
+    if (refuse) {
+        set_state_locked(t, c, FT_CS_CLOSING);
+        pthread_mutex_unlock(&t->mu);
+        ft_conn_destroy(t, c);
+        return;
+    }
+    c->reused = 1;
+    set_state_locked(t, c, FT_CS_IDLE);
+    c->idle_at = ft_now_ns();
+    idle_link_locked(t, c);
+    ft_conn_release_buf_locked(t, c);
+    if (t->cfg.max_idle_conns > 0 && t->st.idle_conns > t->cfg.max_idle_conns) {
+        evict = t->lru_head;
+        ft_pool_unlink_idle_locked(t, evict);
+    }
+    /* Watch it while idle: a FIN or stray bytes remove it at once. Done under
+     * mu so that no taker can see it idle before it is registered. */
+    ft_engine_watch(c->engine, c);
+    if (t->cfg.idle_conn_timeout > 0)
+        ft_engine_wake_locked(&t->engines[0], c->idle_at + t->cfg.idle_conn_timeout);
+    pthread_mutex_unlock(&t->mu);
+    if (evict)
+        ft_conn_destroy(t, evict);
+}
+
+/* Close a connection the caller owns (any state but idle-in-list) and free
+ * it. Releases its slot and per-host count. */
+void ft_conn_destroy(ft_transport *t, ft_conn *c)
+{
+    if (c->registered)
+        ft_engine_unwatch(c->engine, c);
+    pthread_mutex_lock(&t->mu);
+    if (c->dprev || c->dnext || c->engine->drains == c) {
+        if (c->dprev)
+            c->dprev->dnext = c->dnext;
+        else
+            c->engine->drains = c->dnext;
+        if (c->dnext)
+            c->dnext->dprev = c->dprev;
+        c->dprev = c->dnext = NULL;
+    }
+    set_state_locked(t, c, FT_CS_CLOSING);
+    t->slots[c->slot] = NULL;
+    t->slot_gen[c->slot]++;
+    t->free_slots[t->nfree_slots++] = c->slot;
+    ft_hostpool *hp = c->hp;
+    hp->nconns--;
+    host_maybe_free_locked(t, hp);
+    t->st.open_conns--;
+    t->st.read_loops--;
+    t->st.write_loops--;
+    t->st.closed_conns++;
+    ft_conn_release_buf_locked(t, c);
+    pthread_mutex_unlock(&t->mu);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+}
+
+/* ---------------------------------------------------------------- transport */
+
+ft_transport *ft_transport_new(const ft_config *cfg, char *err, size_t errcap)
+{
+    ft_transport *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    t->cfg = *cfg;
+    if (t->cfg.io_threads < 1)
+        t->cfg.io_threads = 1;
+    pthread_mutex_init(&t->mu, NULL);
+    t->free_bufs = calloc(FT_MAX_FREE_BUFS, sizeof *t->free_bufs);
+    t->nengines = t->cfg.io_threads;
+    t->engines = calloc((size_t)t->nengines, sizeof *t->engines);
+    if (!t->free_bufs || !t->engines || hosts_grow_locked(t) != 0) {
+        snprintf(err, errcap, "out of memory");
+        ft_transport_free(t);
+        return NULL;
+    }
+    if (ft_engines_start(t, err, errcap) != 0) {
+        ft_transport_close(t);
+        ft_transport_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static ft_conn *take_all_idle_locked(ft_transport *t)
+{
+    ft_conn *list = NULL;
+    while (t->lru_head) {
+        ft_conn *c = t->lru_head;
+        ft_pool_unlink_idle_locked(t, c);
+        c->lnext = list;
+        list = c;
+    }
+    return list;
+}
+
+static void destroy_list(ft_transport *t, ft_conn *list)
+{
+    while (list) {
+        ft_conn *next = list->lnext;
+        list->lnext = NULL;
+        ft_conn_destroy(t, list);
+        list = next;
+    }
+}
+
+void ft_transport_close_idle(ft_transport *t)
+{
+    pthread_mutex_lock(&t->mu);
+    ft_conn *list = take_all_idle_locked(t);
+    pthread_mutex_unlock(&t->mu);
+    destroy_list(t, list);
+}
+
+void ft_transport_close(ft_transport *t)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->closed) {
+        pthread_mutex_unlock(&t->mu);
+        return;
+    }
+    t->closed = 1;
+    ft_conn *list = take_all_idle_locked(t);
+    /* Wake the owners of connections in use: their next read fails. */
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        ft_conn *c = t->slots[i];
+        if (c && c->fd >= 0 && (c->state == FT_CS_ACTIVE || c->state == FT_CS_DIALING))
+            shutdown(c->fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&t->mu);
+    destroy_list(t, list);
+    ft_engines_stop(t);
+    /* Engines are joined: draining connections have no owner left. */
+    pthread_mutex_lock(&t->mu);
+    list = NULL;
+    for (int i = 0; i < t->nengines; i++) {
+        while (t->engines[i].drains) {
+            ft_conn *c = t->engines[i].drains;
+            t->engines[i].drains = c->dnext;
+            if (c->dnext)
+                c->dnext->dprev = NULL;
+            c->dprev = c->dnext = NULL;
+            c->lnext = list;
+            list = c;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    destroy_list(t, list);
+}
+
+void ft_transport_free(ft_transport *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; t->engines && i < t->nengines; i++) {
+        if (t->engines[i].epfd > 0)
+            close(t->engines[i].epfd);
+        if (t->engines[i].wakefd > 0)
+            close(t->engines[i].wakefd);
+    }
+    for (size_t i = 0; i < t->hosts_cap; i++) {
+        ft_hostpool *hp = t->hosts[i];
+        while (hp) {
+            ft_hostpool *next = hp->next;
+            free(hp->key);
+            free(hp);
+            hp = next;
+        }
+    }
+    for (int i = 0; i < t->nfree_bufs; i++)
+        free(t->free_bufs[i]);
+    free(t->free_bufs);
+    free(t->hosts);
+    free(t->slots);
+    free(t->slot_gen);
+    free(t->free_slots);
+    free(t->engines);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+void ft_transport_stats(ft_transport *t, ft_stats *out)
+{
+    pthread_mutex_lock(&t->mu);
+    *out = t->st;
+    pthread_mutex_unlock(&t->mu);
+}

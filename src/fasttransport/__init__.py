@@ -1,0 +1,38 @@
+"""fasttransport: an HTTP/1.1 client whose transport mirrors Go's net/http
+Transport and Client, with the hot path in native code.
+
+    import fasttransport as ft
+    r = ft.get("http://127.0.0.1:8080/")
+    print(r.status_code, r.headers["Content-Type"], len(r.content))
+
+See API.md (the public contract) and README.md.
+"""
+
+from ._core import CancelToken
+from .client import Client, delete, get, head, options, patch, post, put, request
+from .errors import (
+    Cancelled,
+    ConnectError,
+    ConnectTimeout,
+    HTTPError,
+    HTTPStatusError,
+    InvalidRequest,
+    PoolTimeout,
+    ReadTimeout,
+    RemoteProtocolError,
+    ResponseHeaderTimeout,
+    TimeoutError,
+    TLSError,
+    TooManyRedirects,
+    TransportError,
+)
+from .models import Headers, Request, Response, ResponseBody
+from .transport import Transport, TransportStats, __version__
+
+__all__ = [
+    "CancelToken", "Client", "Headers", "Request", "Response", "ResponseBody", "Transport",
+    "TransportStats", "request", "get", "head", "post", "put", "patch", "delete", "options",
+    "HTTPError", "TransportError", "ConnectError", "TLSError", "RemoteProtocolError",
+    "TimeoutError", "ConnectTimeout", "ResponseHeaderTimeout", "ReadTimeout", "PoolTimeout",
+    "Cancelled", "TooManyRedirects", "HTTPStatusError", "InvalidRequest", "__version__",
+]

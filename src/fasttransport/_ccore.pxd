@@ -1,0 +1,86 @@
+# Declarations of csrc/core.h (the native transport). No code here.
+from libc.stdint cimport int64_t, uint64_t
+from fasttransport._cparser cimport ft_header, ft_framing
+
+cdef extern from "core.h" nogil:
+    ctypedef struct ft_config:
+        int max_idle_conns
+        int max_idle_conns_per_host
+        int max_conns_per_host
+        int64_t idle_conn_timeout
+        int disable_keep_alives
+        int64_t dial_timeout
+        int64_t response_header_timeout
+        size_t max_response_header_bytes
+        size_t drain_limit
+        int io_threads
+
+    ctypedef struct ft_stats:
+        int64_t open_conns, idle_conns, active_conns, draining_conns, dialing_conns
+        int64_t read_loops, write_loops
+        int64_t dials, dial_errors, reused_conns, requests, closed_conns
+        int64_t idle_closed_by_peer, idle_timeouts, drained_conns
+        int64_t io_threads
+
+    enum:
+        FT_R_DONE
+        FT_R_FAIL
+        FT_R_AGAIN
+        FT_E_NONE
+        FT_E_CONNECT
+        FT_E_CONNECT_TIMEOUT
+        FT_E_PROTOCOL
+        FT_E_HEADER_TIMEOUT
+        FT_E_READ_TIMEOUT
+        FT_E_CANCELLED
+        FT_E_CLOSED
+        FT_E_NOMEM
+
+    ctypedef struct ft_transport:
+        pass
+
+    ctypedef struct ft_rt:
+        const char *key
+        const char *host
+        int port
+        const char *head
+        size_t head_len
+        const char *body
+        size_t body_len
+        int is_head
+        int req_close
+        int64_t deadline
+        size_t nwritten
+        int status, vmajor, vminor
+        unsigned int reason_off, reason_len
+        ft_framing framing
+        int reuse_ok
+        int conn_reused
+        int got_response_bytes
+        char *head_copy
+        size_t head_copy_len
+        ft_header *hdrs
+        size_t nhdrs
+        char *trailer
+        ft_header *thdrs
+        size_t nthdrs
+        int err_code
+        char err[512]
+
+    ft_transport *ft_transport_new(const ft_config *cfg, char *err, size_t errcap)
+    void ft_transport_close(ft_transport *t)
+    void ft_transport_free(ft_transport *t)
+    void ft_transport_close_idle(ft_transport *t)
+    void ft_transport_stats(ft_transport *t, ft_stats *out)
+
+    void ft_rt_init(ft_rt *rt)
+    int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
+    ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
+    size_t ft_rt_buffered(const ft_rt *rt)
+    void ft_rt_close(ft_transport *t, ft_rt *rt)
+    void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
+    void ft_rt_free(ft_rt *rt)
+    int ft_rt_at_eof(const ft_rt *rt)
+
+cdef extern from "sock.h" nogil:
+    int64_t ft_now_ns()

@@ -1,0 +1,431 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The bridge between Python and the native transport (csrc/core.h).
+
+Everything that blocks runs with the GIL released: the caller's own thread
+runs its connection's write loop and read loop (DESIGN.md). Waits are cut
+into slices so that Ctrl-C (and cancellation) is noticed between them.
+
+C error codes become the exception classes of API.md here, and only here
+(`_raise_for`).
+"""
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.buffer cimport PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.unicode cimport PyUnicode_DecodeLatin1
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy
+
+from fasttransport._cparser cimport (
+    FT_BODY_CHUNKED, FT_BODY_CLOSE, FT_BODY_LENGTH, FT_BODY_NONE, FT_HDR_DELETED, ft_header,
+)
+from fasttransport._ccore cimport *
+
+from fasttransport import errors as _errors
+
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_XDECREF
+
+cdef extern from "Python.h":
+    # raw-pointer forms: a bytes object being filled has one owner (us), which
+    # _PyBytes_Resize requires
+    PyObject *_bytes_new "PyBytes_FromStringAndSize"(const char *s, Py_ssize_t n) except NULL
+    char *_bytes_buf "PyBytes_AS_STRING"(PyObject *o)
+    int _PyBytes_Resize(PyObject **bytes, Py_ssize_t newsize) except -1
+
+
+cdef inline object _steal(PyObject *p):
+    o = <object>p
+    Py_DECREF(o)
+    return o
+
+# Longest stretch a blocked caller stays in native code before it looks at
+# signals (Ctrl-C) and its cancel token.
+DEF SLICE_MS = 50
+
+cdef dict _EXC = {
+    FT_E_CONNECT: _errors.ConnectError,
+    FT_E_CONNECT_TIMEOUT: _errors.ConnectTimeout,
+    FT_E_PROTOCOL: _errors.RemoteProtocolError,
+    FT_E_HEADER_TIMEOUT: _errors.ResponseHeaderTimeout,
+    FT_E_READ_TIMEOUT: _errors.ReadTimeout,
+    FT_E_CANCELLED: _errors.Cancelled,
+    FT_E_CLOSED: _errors.TransportError,
+}
+
+
+cdef inline int64_t _ns(object seconds) except? -1:
+    if seconds is None:
+        return 0
+    cdef double s = seconds
+    if s < 0:
+        raise ValueError("timeouts must be >= 0 or None")
+    return <int64_t>(s * 1e9)
+
+
+def monotonic_ns():
+    """The clock the native deadlines use (CLOCK_MONOTONIC, ns)."""
+    return ft_now_ns()
+
+
+@cython.final
+cdef class CoreTransport:
+    """The native transport: idle pool, engines, counters. One per Transport."""
+    cdef ft_transport *t
+
+    def __cinit__(self, *, int max_idle_conns, int max_idle_conns_per_host,
+                  int max_conns_per_host, idle_conn_timeout, bint disable_keep_alives,
+                  dial_timeout, response_header_timeout,
+                  Py_ssize_t max_response_header_bytes, Py_ssize_t drain_limit,
+                  int io_threads):
+        cdef ft_config cfg
+        cdef char err[256]
+        cfg.max_idle_conns = max_idle_conns
+        cfg.max_idle_conns_per_host = max_idle_conns_per_host
+        cfg.max_conns_per_host = max_conns_per_host
+        cfg.idle_conn_timeout = _ns(idle_conn_timeout)
+        cfg.disable_keep_alives = disable_keep_alives
+        cfg.dial_timeout = _ns(dial_timeout)
+        cfg.response_header_timeout = _ns(response_header_timeout)
+        cfg.max_response_header_bytes = max_response_header_bytes
+        cfg.drain_limit = drain_limit
+        cfg.io_threads = io_threads
+        err[0] = 0
+        with nogil:
+            self.t = ft_transport_new(&cfg, err, sizeof(err))
+        if self.t == NULL:
+            raise OSError(err.decode("utf-8", "replace"))
+
+    def close(self):
+        """Close every connection and join the engine threads. Idempotent."""
+        if self.t != NULL:
+            with nogil:
+                ft_transport_close(self.t)
+
+    def close_idle(self):
+        if self.t != NULL:
+            with nogil:
+                ft_transport_close_idle(self.t)
+
+    def stats(self):
+        cdef ft_stats s
+        ft_transport_stats(self.t, &s)
+        return s
+
+    def __dealloc__(self):
+        if self.t != NULL:
+            with nogil:
+                ft_transport_close(self.t)
+                ft_transport_free(self.t)
+            self.t = NULL
+
+
+cdef class CancelToken:
+    """Cancels an exchange from any thread: ``token.cancel()``.
+
+    A request waiting on its connection notices within 50 ms, closes the
+    connection (never pooled) and raises ``ft.Cancelled``."""
+    cdef public bint cancelled
+
+    def cancel(self):
+        self.cancelled = True
+
+    def __repr__(self):
+        return f"<CancelToken cancelled={self.cancelled}>"
+
+
+@cython.final
+@cython.no_gc_clear
+cdef class Exchange:
+    """One request/response on the native core: the C state (ft_rt) plus the
+    Python objects it borrows bytes from. Not for concurrent use."""
+    cdef ft_rt rt
+    cdef CoreTransport tr
+    cdef bytes _head, _body, _key, _host
+    cdef readonly str op, url
+    cdef readonly object cancel
+    cdef bint _busy
+
+    def __cinit__(self):
+        ft_rt_init(&self.rt)
+
+    def __dealloc__(self):
+        if self.tr is not None and self.tr.t != NULL:
+            ft_rt_close(self.tr.t, &self.rt)
+        ft_rt_free(&self.rt)
+
+    cdef int _check_between_slices(self) except -1:
+        """Between two slices of native waiting: Ctrl-C and the cancel token."""
+        try:
+            PyErr_CheckSignals()
+        except BaseException:
+            ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, b"interrupted")
+            raise
+        if self.cancel is not None and (<CancelToken>self.cancel).cancelled:
+            ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, b"context canceled")
+            self._raise()
+        return 0
+
+    cdef int _raise(self) except -1:
+        code = self.rt.err_code
+        cause = (<bytes>self.rt.err).decode("utf-8", "replace")
+        if code == FT_E_NOMEM:
+            raise MemoryError(cause)
+        cls = _EXC.get(code, _errors.TransportError)
+        raise cls(f'{self.op} "{self.url}": {cause}', method=self.op.upper(), url=self.url)
+
+    def start(self, CoreTransport tr, str op, str url, bytes key, bytes host, int port,
+              bytes head, body, bint is_head, bint req_close, deadline_ns, cancel=None):
+        """Send the request and read the response head (blocking, GIL
+        released). Raises the API.md exception on failure."""
+        cdef int rc
+        if tr.t == NULL:
+            raise _errors.TransportError(f'{op} "{url}": transport is closed',
+                                         method=op.upper(), url=url)
+        self.tr = tr
+        self.op = op
+        self.url = url
+        self.cancel = cancel
+        self._key = key
+        self._host = host
+        self._head = head
+        self.rt.key = key
+        self.rt.host = host
+        self.rt.port = port
+        self.rt.head = head
+        self.rt.head_len = len(head)
+        if body is not None:
+            self._body = body
+            self.rt.body = <bytes>body
+            self.rt.body_len = len(<bytes>body)
+        self.rt.is_head = is_head
+        self.rt.req_close = req_close
+        self.rt.deadline = 0 if deadline_ns is None else <int64_t>deadline_ns
+        while True:
+            with nogil:
+                rc = ft_rt_run(tr.t, &self.rt, SLICE_MS)
+            if rc == FT_R_DONE:
+                return
+            if rc == FT_R_FAIL:
+                self._raise()
+            self._check_between_slices()
+
+    # ---- response head -------------------------------------------------
+
+    @property
+    def status(self):
+        return self.rt.status
+
+    @property
+    def reason(self):
+        return PyUnicode_DecodeLatin1(self.rt.head_copy + self.rt.reason_off,
+                                      self.rt.reason_len, NULL)
+
+    @property
+    def http_version(self):
+        return f"HTTP/{self.rt.vmajor}.{self.rt.vminor}"
+
+    @property
+    def content_length(self):
+        """Go's Response.ContentLength: -1 when unknown."""
+        return self.rt.framing.content_length
+
+    @property
+    def chunked(self):
+        return self.rt.framing.kind == FT_BODY_CHUNKED
+
+    @property
+    def has_body(self):
+        return self.rt.framing.kind != FT_BODY_NONE
+
+    def header_pairs(self):
+        """Every header (name, value) in wire order, names canonicalised."""
+        return _pairs(self.rt.head_copy, self.rt.hdrs, self.rt.nhdrs)
+
+    def trailer_pairs(self):
+        if self.rt.trailer == NULL:
+            return []
+        return _pairs(self.rt.trailer, self.rt.thdrs, self.rt.nthdrs)
+
+    # ---- facts for the retry decision (Transport._should_retry) --------
+
+    @property
+    def conn_reused(self):
+        return bool(self.rt.conn_reused)
+
+    @property
+    def nothing_written(self):
+        return self.rt.nwritten == 0
+
+    @property
+    def got_response_bytes(self):
+        return bool(self.rt.got_response_bytes)
+
+    # ---- body ----------------------------------------------------------
+
+    @property
+    def at_eof(self):
+        return bool(ft_rt_at_eof(&self.rt))
+
+    cdef Py_ssize_t _read_into(self, char *dst, Py_ssize_t n) except -1:
+        """Up to n body bytes into dst (>= 1 unless EOF), GIL released."""
+        cdef ssize_t r
+        if self._busy:
+            raise RuntimeError("response body read from two threads at once")
+        self._busy = True
+        try:
+            while True:
+                with nogil:
+                    r = ft_rt_read(self.tr.t, &self.rt, dst, n, SLICE_MS)
+                if r >= 0:
+                    return r
+                if r == FT_R_FAIL:
+                    self._raise()
+                self._check_between_slices()
+        finally:
+            self._busy = False
+
+    def read(self, Py_ssize_t n=-1):
+        """Up to n bytes (at least 1 unless at EOF); n < 0: the rest."""
+        if n < 0:
+            return self.read_all()
+        if n == 0:
+            return b""
+        cdef PyObject *p = _bytes_new(NULL, n)
+        cdef Py_ssize_t got
+        try:
+            got = self._read_into(_bytes_buf(p), n)
+        except BaseException:
+            Py_XDECREF(p)
+            raise
+        if got != n:
+            _PyBytes_Resize(&p, got)
+        return _steal(p)
+
+    def readinto(self, buf):
+        cdef Py_buffer view
+        PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+        try:
+            if view.len == 0:
+                return 0
+            return self._read_into(<char *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    def read_all(self):
+        """The rest of the body. Sized once when the length is known."""
+        cdef Py_ssize_t size, pos = 0, got
+        cdef PyObject *p
+        if ft_rt_at_eof(&self.rt):
+            return b""
+        if self.rt.framing.kind == FT_BODY_NONE:
+            self._read_into(NULL, 0)    # surfaces read-after-close
+            return b""
+        if self.rt.framing.kind == FT_BODY_LENGTH:
+            size = <Py_ssize_t>self.rt.framing.body_length
+        else:
+            size = 65536
+        p = _bytes_new(NULL, size)
+        try:
+            while True:
+                if pos == size:
+                    if ft_rt_at_eof(&self.rt):
+                        break
+                    size *= 2
+                    _PyBytes_Resize(&p, size)
+                got = self._read_into(_bytes_buf(p) + pos, size - pos)
+                if got == 0:
+                    break
+                pos += got
+            if pos != size:
+                _PyBytes_Resize(&p, pos)
+        except BaseException:
+            Py_XDECREF(p)
+            raise
+        return _steal(p)
+
+    def close(self):
+        """Done with the body: drain-and-pool or close (ft_rt_close)."""
+        if self.tr is not None:
+            ft_rt_close(self.tr.t, &self.rt)
+
+    def abort(self, str why="aborted"):
+        if self.tr is not None:
+            ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, why.encode())
+
+
+cdef list _pairs(const char *base, const ft_header *hs, size_t n):
+    cdef list out = []
+    cdef size_t i
+    for i in range(n):
+        if hs[i].flags & FT_HDR_DELETED:
+            continue
+        out.append((PyUnicode_DecodeLatin1(base + hs[i].name_off, hs[i].name_len, NULL),
+                    PyUnicode_DecodeLatin1(base + hs[i].value_off, hs[i].value_len, NULL)))
+    return out
+
+
+# ---- request validation and the request head -----------------------------
+
+cdef bytes _TOKEN = bytes(
+    1 if (c > 32 and c < 127 and chr(c) not in '"(),/:;<=>?@[\\]{}') else 0 for c in range(256))
+
+
+cpdef bint is_token(str s):
+    """RFC 9110 token: non-empty, visible ASCII, no separators."""
+    if not s:
+        return False
+    cdef Py_UCS4 ch
+    cdef const unsigned char *tab = <const unsigned char *>PyBytes_AS_STRING(_TOKEN)
+    for ch in s:
+        if ch > 255 or not tab[ch]:
+            return False
+    return True
+
+
+cpdef bint is_valid_value(str s):
+    """Header value without CR, LF or NUL (Go's httpguts.ValidHeaderFieldValue
+    also refuses other controls except HT)."""
+    cdef Py_UCS4 ch
+    for ch in s:
+        if (ch < 32 and ch != 9) or ch == 127:
+            return False
+    return True
+
+
+def build_head(str method, str target, str host, list headers, Py_ssize_t content_length,
+               bint chunked, bint add_gzip, bint add_close, str default_ua):
+    """Serialise a request head in Go's wire order (GO_TRANSPORT_SPEC §5):
+    request line, Host, User-Agent, Content-Length or Transfer-Encoding, the
+    caller's headers, then Accept-Encoding: gzip and Connection: close.
+    headers: validated (name, value) str pairs."""
+    cdef list parts = [method, " ", target, " HTTP/1.1\r\nHost: ", host, "\r\n"]
+    cdef str ua = default_ua
+    cdef list rest = []
+    cdef bint has_close = False
+    cdef str name, value, low
+    for name, value in headers:
+        low = name.lower()
+        if low == "host":
+            parts[4] = value
+        elif low == "user-agent":
+            ua = value
+        elif low == "content-length" or low == "transfer-encoding":
+            continue
+        else:
+            if low == "connection" and "close" in value.lower():
+                has_close = True
+            rest.extend((name, ": ", value, "\r\n"))
+    if ua:
+        parts.extend(("User-Agent: ", ua, "\r\n"))
+    if chunked:
+        parts.append("Transfer-Encoding: chunked\r\n")
+    elif content_length >= 0:
+        parts.extend(("Content-Length: ", str(content_length), "\r\n"))
+    parts.extend(rest)
+    if add_gzip:
+        parts.append("Accept-Encoding: gzip\r\n")
+    if add_close and not has_close:
+        parts.append("Connection: close\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")

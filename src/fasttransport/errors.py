@@ -1,0 +1,97 @@
+"""The exception hierarchy of API.md.
+
+Every message has Go's form ``<Op> "<url>": <cause>`` (the URL without
+credentials); the exception also carries ``method`` and ``url``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Optional
+
+__all__ = [
+    "HTTPError",
+    "TransportError",
+    "ConnectError",
+    "TLSError",
+    "RemoteProtocolError",
+    "TimeoutError",
+    "ConnectTimeout",
+    "ResponseHeaderTimeout",
+    "ReadTimeout",
+    "PoolTimeout",
+    "Cancelled",
+    "TooManyRedirects",
+    "HTTPStatusError",
+    "InvalidRequest",
+]
+
+
+class HTTPError(Exception):
+    """Base of every fasttransport error."""
+
+    def __init__(self, message: str, *, method: Optional[str] = None,
+                 url: Optional[str] = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        for k, v in extra.items():
+            setattr(self, k, v)
+
+
+class TransportError(HTTPError):
+    """The exchange failed: nothing, or only part of a response, arrived."""
+
+
+class ConnectError(TransportError):
+    """DNS failure, connection refused, unreachable host."""
+
+
+class TLSError(TransportError):
+    """TLS handshake or certificate verification failed."""
+
+
+class RemoteProtocolError(TransportError):
+    """Malformed or truncated response, bad chunking, header block too large,
+    connection closed or reset by the server mid-exchange."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - API name
+    """A deadline passed; also a builtins.TimeoutError."""
+
+
+class ConnectTimeout(TimeoutError):
+    """dial_timeout (or the total timeout) passed while connecting."""
+
+
+class ResponseHeaderTimeout(TimeoutError):
+    """response_header_timeout passed after the request was written."""
+
+
+class ReadTimeout(TimeoutError):
+    """The total timeout passed while awaiting headers or reading the body."""
+
+
+class PoolTimeout(TimeoutError):
+    """The timeout passed while waiting for a connection slot (max_conns_per_host)."""
+
+
+class Cancelled(TransportError):
+    """The exchange was cancelled through a CancelToken."""
+
+
+class TooManyRedirects(HTTPError):
+    """The redirect limit was reached; ``response`` is the last response and
+    ``history`` the chain."""
+
+
+class HTTPStatusError(HTTPError):
+    """Raised by Response.raise_for_status() for 4xx and 5xx; has ``response``."""
+
+    def __init__(self, message: str, *, response: Any, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.response = response
+
+
+class InvalidRequest(HTTPError, ValueError):
+    """The request was refused before anything was sent."""

@@ -1,0 +1,263 @@
+"""Transport: one exchange at a time, no redirects, no cookies (Go's
+http.Transport). The connection machinery is native (``_core``); this layer
+decides the connection key, the request head, transparent gzip and whether a
+failed request may be retried."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from typing import Any, Optional, Union
+
+from . import _core
+from .errors import Cancelled, HTTPError, TimeoutError, TransportError
+from .models import Request, Response
+
+__all__ = ["Transport", "TransportStats", "DEFAULT_USER_AGENT"]
+
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("fasttransport")
+except Exception:  # pragma: no cover - running from a source tree
+    __version__ = "0"
+
+DEFAULT_USER_AGENT = f"fasttransport/{__version__}"
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class TransportStats:
+    """Live counts of a Transport (a snapshot).
+
+    open_conns = idle_conns + active_conns + draining_conns (dialing counts as
+    active). read_loops and write_loops count the live per-connection loop
+    state machines (one of each per open connection); io_threads the native
+    engine threads that run them when no caller does."""
+
+    open_conns: int
+    idle_conns: int
+    active_conns: int
+    draining_conns: int
+    dialing_conns: int
+    read_loops: int
+    write_loops: int
+    dials: int
+    dial_errors: int
+    reused_conns: int
+    requests: int
+    closed_conns: int
+    idle_closed_by_peer: int
+    idle_timeouts: int
+    drained_conns: int
+    io_threads: int
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_REPLAYABLE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "QUERY"))
+
+
+def _is_replayable(req: Request) -> bool:
+    """Go's Request.isReplayable: an idempotent method or an
+    Idempotency-Key / X-Idempotency-Key header, and a body that can be sent
+    again (ours are always bytes in memory, so always rewindable)."""
+    return (req.method in _REPLAYABLE_METHODS or "idempotency-key" in req.headers
+            or "x-idempotency-key" in req.headers)
+
+
+def _should_retry(x: Any, req: Request, err: HTTPError) -> bool:
+    """May a failed attempt be sent again on another connection?
+
+    Mirrors Go's Transport.roundTrip + persistConn.shouldRetryRequest:
+    - only if the connection had already completed an exchange (isReused):
+      a fresh connection's failure is the server's answer, never retried;
+    - never for timeouts or cancellation (the caller's deadline is spent);
+    - nothing of the request was written (nothingWrittenError): any method;
+    - otherwise the request must be replayable (isReplayable) and the failure
+      early: no byte of the response arrived (transportReadFromServerError /
+      errServerClosedIdle).
+    There is no counter: each retry needs another reused connection, so the
+    loop ends when the idle pool holds no more broken ones."""
+    if not x.conn_reused or isinstance(err, (TimeoutError, Cancelled)):
+        return False
+    if x.nothing_written:
+        return True
+    if x.got_response_bytes:
+        return False
+    return _is_replayable(req)
+
+
+def _seconds(value: Optional[float], name: str) -> Optional[float]:
+    if value is None:
+        return None
+    value = float(value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 or None")
+    return value
+
+
+class Transport:
+    """An HTTP/1.1 transport with a native connection pool (Go's
+    http.Transport). Safe to share between threads.
+
+    Arguments (Go's Transport field in brackets; ``None`` for a timeout means
+    no limit):
+
+    - max_idle_conns [MaxIdleConns]: idle connections kept across all hosts;
+      the globally oldest is closed beyond it. 0 = no limit. Default 100.
+    - max_idle_conns_per_host [MaxIdleConnsPerHost]: idle connections kept per
+      host; a returning connection is closed when its host's list is full;
+      negative = keep none. Default 100 (Go's default of 2 makes a threaded
+      fan-out to one host re-dial constantly).
+    - max_conns_per_host [MaxConnsPerHost]: dialing + in use + idle
+      connections per host. 0 = no limit.
+    - idle_conn_timeout [IdleConnTimeout]: seconds an idle connection is kept.
+      Default 90.
+    - disable_keep_alives [DisableKeepAlives]: every request sends
+      ``Connection: close`` and connections are never reused.
+    - disable_compression [DisableCompression]: do not ask for gzip.
+    - response_header_timeout [ResponseHeaderTimeout]: seconds to wait for the
+      response head once the request is written; ResponseHeaderTimeout.
+    - expect_continue_timeout [ExpectContinueTimeout]: seconds to wait for
+      ``100 Continue`` (accepted; see README for the state of 100-continue).
+    - dial_timeout [Dialer.Timeout]: seconds to connect; ConnectTimeout.
+    - tls_handshake_timeout [TLSHandshakeTimeout]: seconds for the handshake.
+    - max_response_header_bytes [MaxResponseHeaderBytes]: budget for the
+      status line, 1xx responses and the header block. Default 10 MiB.
+    - drain_limit: on close() before EOF, a remaining body of known size up to
+      this many bytes is drained (for at most 50 ms) so the connection can be
+      pooled; 0 = always close (Go 1.26). Default 256 KiB (Go tip).
+    - io_threads: native I/O engine threads (idle watch, drains, timers).
+    - verify, cert, proxy: TLS and proxy settings (API.md).
+
+    Errors: a failed exchange raises a TransportError subclass whose message
+    names the method, the URL and the cause.
+    """
+
+    def __init__(self, *, max_idle_conns: int = 100,
+                 max_idle_conns_per_host: Optional[int] = None,
+                 max_conns_per_host: int = 0,
+                 idle_conn_timeout: Optional[float] = 90.0,
+                 disable_keep_alives: bool = False,
+                 disable_compression: bool = False,
+                 response_header_timeout: Optional[float] = None,
+                 expect_continue_timeout: Optional[float] = 1.0,
+                 dial_timeout: Optional[float] = 30.0,
+                 tls_handshake_timeout: Optional[float] = 10.0,
+                 max_response_header_bytes: int = 10 << 20,
+                 drain_limit: int = 262144,
+                 io_threads: int = 1,
+                 verify: Union[bool, str] = True,
+                 cert: Any = None,
+                 proxy: Any = _UNSET) -> None:
+        if max_idle_conns_per_host is None:
+            max_idle_conns_per_host = max_idle_conns if max_idle_conns > 0 else 100
+        if io_threads < 1:
+            raise ValueError("io_threads must be >= 1")
+        if max_response_header_bytes <= 0:
+            raise ValueError("max_response_header_bytes must be > 0")
+        if drain_limit < 0:
+            raise ValueError("drain_limit must be >= 0")
+        self.max_idle_conns = max_idle_conns
+        self.max_idle_conns_per_host = max_idle_conns_per_host
+        self.max_conns_per_host = max_conns_per_host
+        self.idle_conn_timeout = _seconds(idle_conn_timeout, "idle_conn_timeout")
+        self.disable_keep_alives = bool(disable_keep_alives)
+        self.disable_compression = bool(disable_compression)
+        self.response_header_timeout = _seconds(response_header_timeout,
+                                                "response_header_timeout")
+        self.expect_continue_timeout = _seconds(expect_continue_timeout,
+                                                "expect_continue_timeout")
+        self.dial_timeout = _seconds(dial_timeout, "dial_timeout")
+        self.tls_handshake_timeout = _seconds(tls_handshake_timeout, "tls_handshake_timeout")
+        self.max_response_header_bytes = int(max_response_header_bytes)
+        self.drain_limit = int(drain_limit)
+        self.io_threads = int(io_threads)
+        self.verify = verify
+        self.cert = cert
+        self.proxy = None if proxy is _UNSET else proxy
+        self._core = _core.CoreTransport(
+            max_idle_conns=max_idle_conns,
+            max_idle_conns_per_host=max_idle_conns_per_host,
+            max_conns_per_host=max_conns_per_host,
+            idle_conn_timeout=self.idle_conn_timeout,
+            disable_keep_alives=self.disable_keep_alives,
+            dial_timeout=self.dial_timeout,
+            response_header_timeout=self.response_header_timeout,
+            max_response_header_bytes=self.max_response_header_bytes,
+            drain_limit=self.drain_limit,
+            io_threads=self.io_threads,
+        )
+        self._closed = False
+
+    # ---- exchanges ------------------------------------------------------
+
+    def round_trip(self, request: Request) -> Response:
+        """One exchange: no redirects, no cookies, always streaming (read the
+        body to EOF or close it). Raises TransportError subclasses."""
+        return self._send(request, None, None, True)
+
+    def _send(self, request: Request, deadline_ns: Optional[int], cancel: Any,
+              stream: bool) -> Response:
+        if request._u.scheme == "https":
+            u = request._u
+            raise TransportError(
+                f'{request.method.capitalize()} "{u.redacted}": https is not supported yet',
+                method=request.method, url=u.redacted)
+        u = request._u
+        method = request.method
+        headers = request.headers
+        gzip = (not self.disable_compression and method != "HEAD"
+                and "accept-encoding" not in headers and "range" not in headers)
+        body = request.body
+        if body is None:
+            length = 0 if method in ("POST", "PUT", "PATCH") else -1
+        else:
+            length = len(body)
+        req_close = self.disable_keep_alives or any(
+            "close" in v.lower() for v in headers.get_list("connection"))
+        head = _core.build_head(method, u.target, u.host_header, headers._list, length,
+                                request.chunked, gzip, self.disable_keep_alives,
+                                DEFAULT_USER_AGENT)
+        op = method.capitalize()
+        while True:
+            x = _core.Exchange()
+            t0 = time.perf_counter()
+            try:
+                x.start(self._core, op, u.redacted, u.key, u.host_bytes, u.port, head, body,
+                        method == "HEAD", req_close, deadline_ns, cancel)
+            except HTTPError as err:
+                if _should_retry(x, request, err):
+                    continue
+                raise
+            return Response(x, request, gzip=gzip, elapsed=time.perf_counter() - t0,
+                            stream=stream, transport=self)
+
+    # ---- pool -----------------------------------------------------------
+
+    def close_idle_connections(self) -> None:
+        """Close every idle connection now (Go's CloseIdleConnections)."""
+        self._core.close_idle()
+
+    def close(self) -> None:
+        """Close every connection and join every native thread. Responses
+        still being read fail with TransportError. Idempotent."""
+        self._closed = True
+        self._core.close()
+
+    def stats(self) -> TransportStats:
+        return TransportStats(**self._core.stats())
+
+    def __enter__(self) -> "Transport":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (f"<Transport open={s.open_conns} idle={s.idle_conns} "
+                f"active={s.active_conns} io_threads={s.io_threads}>")
