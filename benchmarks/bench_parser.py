@@ -1,0 +1,255 @@
+"""Response-head parser micro-benchmark.
+
+Parses one realistic response head (about 390 bytes, 12 fields) again and
+again with:
+
+- ``fasttransport._parser.bench_parse(data, n)``: fasttransport's C parser in
+  a C loop (no Python per head); ns/head is the call's wall time / n;
+- ``fasttransport._parser.parse_response_head(data)``: the same parser called
+  from Python, building the Python result, one call per head;
+- ``httptools.HttpResponseParser``: ``feed_data`` with ``on_status`` and
+  ``on_header`` callbacks collecting the fields, one parser per head;
+- ``h11`` (if installed): a client ``Connection`` receiving the head up to its
+  ``Response`` event, one connection per head.
+
+For httptools and h11 the cost of creating the parser / connection (and for
+h11 of sending the request it needs first) is measured on its own and
+subtracted, so every row is the cost of parsing one head.  Each row is the
+median of ``--reps`` interleaved runs.  Output: a table on stdout and in
+``results/parser.md``.
+
+    python benchmarks/bench_parser.py [--reps 7] [--n 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Server: nginx/1.22.1\r\n"
+    b"Date: Sat, 29 Nov 2025 19:21:00 GMT\r\n"
+    b"Content-Type: application/json; charset=utf-8\r\n"
+    b"Content-Length: 1234\r\n"
+    b"Connection: keep-alive\r\n"
+    b"Cache-Control: private, max-age=0, must-revalidate\r\n"
+    b'ETag: "5f2a-1c8e3b7a9d"\r\n'
+    b"Vary: Accept-Encoding\r\n"
+    b"Age: 0\r\n"
+    b"X-Request-Id: 4f3c2a1b-9d8e-4c7b-a6f5-0e1d2c3b4a59\r\n"
+    b"Set-Cookie: session=abc123def456; Path=/; HttpOnly; Secure\r\n"
+    b"\r\n"
+)
+FIELDS = HEAD.count(b"\r\n") - 2
+
+# A measurement takes n and returns nanoseconds per head.
+Measure = Callable[[int], float]
+
+
+def _loop_ns(fn: Callable[[], object], n: int) -> float:
+    """ns per call of fn() over n calls, with the GC paused."""
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            fn()
+        t1 = time.perf_counter_ns()
+    finally:
+        if gc_was:
+            gc.enable()
+    return (t1 - t0) / n
+
+
+def _empty_loop_ns(n: int) -> float:
+    def nothing() -> None:
+        return None
+
+    return _loop_ns(nothing, n)
+
+
+def fasttransport_c() -> Measure:
+    from fasttransport._parser import bench_parse
+
+    bench_parse(HEAD, 1000)  # check it works before timing
+
+    def measure(n: int) -> float:
+        n *= 10  # a C loop: more iterations for the same time
+        t0 = time.perf_counter_ns()
+        bench_parse(HEAD, n)
+        return (time.perf_counter_ns() - t0) / n
+
+    return measure
+
+
+def fasttransport_py() -> Measure:
+    from fasttransport._parser import parse_response_head
+
+    parse_response_head(HEAD)
+
+    def measure(n: int) -> float:
+        return _loop_ns(lambda: parse_response_head(HEAD), n)
+
+    return measure
+
+
+def httptools_parser() -> Measure:
+    import httptools
+
+    class Collector:
+        __slots__ = ("headers", "status")
+
+        def __init__(self) -> None:
+            self.headers: list[tuple[bytes, bytes]] = []
+            self.status = b""
+
+        def on_status(self, status: bytes) -> None:
+            self.status = status
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self.headers.append((name, value))
+
+    def create() -> object:
+        return httptools.HttpResponseParser(Collector())
+
+    def parse() -> None:
+        proto = Collector()
+        parser = httptools.HttpResponseParser(proto)
+        parser.feed_data(HEAD)
+        parser.get_status_code()
+
+    proto = Collector()
+    httptools.HttpResponseParser(proto).feed_data(HEAD)
+    if len(proto.headers) != FIELDS:
+        raise RuntimeError(f"httptools saw {len(proto.headers)} fields, expected {FIELDS}")
+
+    def measure(n: int) -> float:
+        return _loop_ns(parse, n) - _loop_ns(create, n)
+
+    return measure
+
+
+def h11_parser() -> Measure:
+    import h11
+
+    request = h11.Request(method="GET", target="/", headers=[("Host", "example")])
+    end = h11.EndOfMessage()
+
+    def create() -> object:
+        conn = h11.Connection(h11.CLIENT)
+        conn.send(request)
+        conn.send(end)
+        return conn
+
+    def parse() -> object:
+        conn = create()
+        conn.receive_data(HEAD)
+        return conn.next_event()
+
+    event = parse()
+    if not isinstance(event, h11.Response) or len(event.headers) != FIELDS:
+        raise RuntimeError(f"h11 returned {event!r}")
+
+    def measure(n: int) -> float:
+        n = max(1, n // 5)  # slow: fewer iterations
+        return _loop_ns(parse, n) - _loop_ns(create, n)
+
+    return measure
+
+
+PARSERS: dict[str, tuple[Callable[[], Measure], str]] = {
+    "fasttransport C (bench_parse)": (fasttransport_c, "C loop, no Python per head"),
+    "fasttransport parse_response_head": (fasttransport_py, "one Python call per head"),
+    "httptools": (httptools_parser, "feed_data + callbacks; parser creation subtracted"),
+    "h11": (h11_parser, "receive_data + next_event; connection setup subtracted"),
+}
+
+
+def version_of(module: str) -> str:
+    try:
+        mod = __import__(module)
+    except ImportError:
+        return ""
+    return getattr(mod, "__version__", "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Response-head parser micro-benchmark.")
+    parser.add_argument("--reps", type=int, default=7, help="interleaved runs per parser")
+    parser.add_argument("--n", type=int, default=100_000, help="heads per Python-timed run")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder")
+    args = parser.parse_args(argv)
+    if args.reps < 1 or args.n < 1:
+        parser.error("--reps and --n must be positive")
+
+    measures: dict[str, Measure] = {}
+    errors: dict[str, str] = {}
+    for name, (factory, _) in PARSERS.items():
+        try:
+            measures[name] = factory()
+        except ImportError as exc:
+            errors[name] = f"not available ({exc})"
+        except Exception as exc:  # noqa: BLE001 - reported in the parser's row
+            errors[name] = f"{type(exc).__name__}: {exc}"
+
+    samples: dict[str, list[float]] = {name: [] for name in measures}
+    baseline = _empty_loop_ns(args.n)
+    for rep in range(args.reps):
+        for name, measure in measures.items():
+            if name in errors:
+                continue
+            try:
+                samples[name].append(measure(args.n))
+            except Exception as exc:  # noqa: BLE001 - reported in the parser's row
+                errors[name] = f"{type(exc).__name__}: {exc}"
+        print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
+
+    c_name = "fasttransport C (bench_parse)"
+    c_median = statistics.median(samples[c_name]) if samples.get(c_name) else None
+    lines = [
+        (
+            f"Parsing one {len(HEAD)}-byte response head with {FIELDS} fields; "
+            f"median of {args.reps} interleaved runs of {args.n} heads "
+            f"(h11: {max(1, args.n // 5)}, bench_parse: {args.n * 10})."
+        ),
+        "",
+        (
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} · "
+            f"Python {platform.python_version()} · httptools {version_of('httptools') or '-'} · "
+            f"h11 {version_of('h11') or '-'} · an empty Python loop iteration with a call "
+            f"costs {baseline:.0f} ns here"
+        ),
+        "",
+        "| parser | ns/head median [min–max] | × fasttransport C | how |",
+        "|---|---|---|---|",
+    ]
+    for name, (_, how) in PARSERS.items():
+        if name in errors or not samples.get(name):
+            lines.append(f"| {name} | {errors.get(name, 'no result')} | | {how} |")
+            continue
+        values = samples[name]
+        med = statistics.median(values)
+        rel = f"{med / c_median:.1f}" if c_median else "—"
+        lines.append(
+            f"| {name} | {med:,.0f} [{min(values):,.0f}–{max(values):,.0f}] | {rel} | {how} |"
+        )
+    table = "\n".join(lines) + "\n"
+    print(table)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "parser.md"), "w") as f:
+        f.write(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
