@@ -49,6 +49,7 @@ __all__ = [
     "ScriptedServer",
     "ServerConn",
     "body_bytes",
+    "chunked_body",
     "chunked_response",
     "fd_count",
     "http_handler",
