@@ -16,6 +16,9 @@ from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
+cdef extern from "<strings.h>" nogil:
+    int strncasecmp(const char *a, const char *b, size_t n)
+
 from fasttransport._cparser cimport (
     FT_BODY_CHUNKED, FT_BODY_CLOSE, FT_BODY_LENGTH, FT_BODY_NONE, FT_HDR_DELETED, ft_header,
 )
@@ -241,6 +244,17 @@ cdef class Exchange:
     def header_pairs(self):
         """Every header (name, value) in wire order, names canonicalised."""
         return _pairs(self.rt.head_copy, self.rt.hdrs, self.rt.nhdrs)
+
+    def has_header(self, bytes name):
+        """Is a (non-deleted) header of this name present? No Python objects
+        are built for the headers."""
+        cdef size_t i, n = len(name)
+        cdef const char *nm = name
+        for i in range(self.rt.nhdrs):
+            if (self.rt.hdrs[i].name_len == n and not (self.rt.hdrs[i].flags & FT_HDR_DELETED)
+                    and strncasecmp(self.rt.head_copy + self.rt.hdrs[i].name_off, nm, n) == 0):
+                return True
+        return False
 
     def trailer_pairs(self):
         if self.rt.trailer == NULL:

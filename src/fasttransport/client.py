@@ -148,7 +148,7 @@ class Client:
     def _send_one(self, req: Request, deadline: Optional[int], cancel: Any,
                   stream: bool) -> Response:
         jar = self.cookies
-        if jar is not None:
+        if jar is not None and len(jar):
             ureq = urllib.request.Request(req.url)
             jar.add_cookie_header(ureq)
             cookie = ureq.unredirected_hdrs.get("Cookie")
@@ -160,7 +160,7 @@ class Client:
             token = base64.b64encode(f"{user}:{pw or ''}".encode("latin-1")).decode("ascii")
             req.headers.add("Authorization", "Basic " + token)
         resp = self.transport._send(req, deadline, cancel, True)
-        if jar is not None and "set-cookie" in resp.headers:
+        if jar is not None and resp._x.has_header(b"set-cookie"):
             jar.extract_cookies(_JarResponse(resp.headers), urllib.request.Request(req.url))
         return resp
 

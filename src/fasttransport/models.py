@@ -382,7 +382,7 @@ class Response:
         self._body: Optional[ResponseBody] = None
         self._transport = transport
         self._decoder: Optional[_GzipDecoder] = None
-        if gzip and x.has_body:
+        if gzip and x.has_body and x.has_header(b"content-encoding"):
             enc = self.headers.get_list("Content-Encoding")
             if len(enc) == 1 and enc[0].lower() == "gzip":
                 self._decoder = _GzipDecoder(x.op, x.url)

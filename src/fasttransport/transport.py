@@ -210,15 +210,17 @@ class Transport:
         u = request._u
         method = request.method
         headers = request.headers
-        gzip = (not self.disable_compression and method != "HEAD"
-                and "accept-encoding" not in headers and "range" not in headers)
+        gzip = not self.disable_compression and method != "HEAD"
+        req_close = self.disable_keep_alives
+        if headers._list:
+            gzip = gzip and "accept-encoding" not in headers and "range" not in headers
+            req_close = req_close or any(
+                "close" in v.lower() for v in headers.get_list("connection"))
         body = request.body
         if body is None:
             length = 0 if method in ("POST", "PUT", "PATCH") else -1
         else:
             length = len(body)
-        req_close = self.disable_keep_alives or any(
-            "close" in v.lower() for v in headers.get_list("connection"))
         head = _core.build_head(method, u.target, u.host_header, headers._list, length,
                                 request.chunked, gzip, self.disable_keep_alives,
                                 DEFAULT_USER_AGENT)
