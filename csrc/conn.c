@@ -408,8 +408,9 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
                 break;
             }
             /* a new connection: resolve on this thread (the GIL is released) */
-            if (ft_resolve(rt->host, rt->port, &rt->addrs, rt->err, sizeof rt->err) != 0)
-                return fail(t, rt, FT_E_CONNECT, "%s", rt->err);
+            char rerr[sizeof rt->err];
+            if (ft_resolve(rt->host, rt->port, &rt->addrs, rerr, sizeof rerr) != 0)
+                return fail(t, rt, FT_E_CONNECT, "%s", rerr);
             rt->addr_next = rt->addrs;
             int64_t now = ft_now_ns();
             rt->dial_deadline = t->cfg.dial_timeout ? now + t->cfg.dial_timeout : 0;

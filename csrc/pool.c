@@ -443,6 +443,19 @@ void ft_transport_close_idle(ft_transport *t)
     destroy_list(t, list);
 }
 
+/* After the engines are joined and every watched connection is gone;
+ * nothing registers with a closed transport (put and drain check closed). */
+static void engines_close_fds(ft_transport *t)
+{
+    for (int i = 0; t->engines && i < t->nengines; i++) {
+        if (t->engines[i].epfd > 0)
+            close(t->engines[i].epfd);
+        if (t->engines[i].wakefd > 0)
+            close(t->engines[i].wakefd);
+        t->engines[i].epfd = t->engines[i].wakefd = -1;
+    }
+}
+
 void ft_transport_close(ft_transport *t)
 {
     pthread_mutex_lock(&t->mu);
@@ -477,18 +490,14 @@ void ft_transport_close(ft_transport *t)
     }
     pthread_mutex_unlock(&t->mu);
     destroy_list(t, list);
+    engines_close_fds(t);
 }
 
 void ft_transport_free(ft_transport *t)
 {
     if (!t)
         return;
-    for (int i = 0; t->engines && i < t->nengines; i++) {
-        if (t->engines[i].epfd > 0)
-            close(t->engines[i].epfd);
-        if (t->engines[i].wakefd > 0)
-            close(t->engines[i].wakefd);
-    }
+    engines_close_fds(t);
     for (size_t i = 0; i < t->hosts_cap; i++) {
         ft_hostpool *hp = t->hosts[i];
         while (hp) {

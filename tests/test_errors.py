@@ -1,0 +1,220 @@
+"""Bad input and failures: each raises the documented exception with a
+message naming method, URL and cause; the broken connection is never reused;
+the next request on the same Transport works."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from servers import CLOSE, RESET, per_connection, response
+
+import fasttransport as ft
+
+GOOD = response(200, b"fine")
+
+
+@pytest.fixture
+def transport():
+    t = ft.Transport()
+    yield t
+    t.close()
+
+
+def _check_recovers(srv, transport):
+    """The next request works, on a new connection."""
+    before = srv.accepted
+    r = transport.round_trip(ft.Request("GET", srv.url("/next")))
+    assert r.read() == b"fine"
+    assert srv.accepted == before + 1
+    s = transport.stats()
+    assert s.active_conns == 0 and s.open_conns == s.idle_conns
+
+
+HEAD_FAILURES = [
+    (b"HTTP/1.1 20 OK\r\n\r\n", 'malformed HTTP status code "20"'),
+    (b"garbage\r\n\r\n", 'malformed HTTP response "garbage"'),
+    (b"HTTP/1.1 200 OK\r\nNoColonHere\r\n\r\n", "malformed MIME header: missing colon"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc", 'bad Content-Length "+3"'),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 7\r\n\r\n",
+     "multiple Content-Length headers"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+     'unsupported transfer encoding: "gzip, chunked"'),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", "unexpected EOF"),
+]
+
+
+@pytest.mark.parametrize("wire,cause", HEAD_FAILURES)
+def test_malformed_head(scripted_server, transport, wire, cause):
+    srv = scripted_server(per_connection([wire, CLOSE], [GOOD]))
+    url = srv.url("/bad")
+    with pytest.raises(ft.RemoteProtocolError) as ei:
+        transport.round_trip(ft.Request("GET", url))
+    msg = str(ei.value)
+    assert msg.startswith(f'Get "{url}": ')
+    assert cause in msg
+    assert ei.value.method == "GET" and ei.value.url == url
+    assert transport.stats().open_conns == 0
+    _check_recovers(srv, transport)
+
+
+def test_head_over_limit(scripted_server):
+    big = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 5000 + b"\r\n\r\n"
+    srv = scripted_server(per_connection([big, CLOSE], [GOOD]))
+    with ft.Transport(max_response_header_bytes=1024) as t:
+        with pytest.raises(ft.RemoteProtocolError,
+                           match="server response headers exceeded 1024 bytes; aborted"):
+            t.round_trip(ft.Request("GET", srv.url("/")))
+        _check_recovers(srv, t)
+
+
+def test_body_shorter_than_content_length(scripted_server, transport):
+    srv = scripted_server(per_connection(
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", CLOSE], [GOOD]))
+    r = transport.round_trip(ft.Request("GET", srv.url("/short")))
+    with pytest.raises(ft.RemoteProtocolError) as ei:
+        r.read()
+    assert str(ei.value) == f'Get "{srv.url("/short")}": unexpected EOF'
+    # sticky
+    with pytest.raises(ft.RemoteProtocolError):
+        r.read()
+    _check_recovers(srv, transport)
+
+
+def test_body_data_delivered_before_truncation_error(scripted_server, transport):
+    srv = scripted_server([b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", CLOSE])
+    r = transport.round_trip(ft.Request("GET", srv.url("/")))
+    assert r.read(9) == b"only this"
+    with pytest.raises(ft.RemoteProtocolError, match="unexpected EOF"):
+        r.read(10)
+
+
+@pytest.mark.parametrize("body,cause", [
+    (b"zz\r\nhello\r\n0\r\n\r\n", "invalid byte in chunk length"),
+    (b"5\nhello\r\n0\r\n\r\n", "chunked line ends with bare LF"),
+    (b"5\r\nhelloXX0\r\n\r\n", "malformed chunked encoding"),
+    (b"5\r\nhel", "unexpected EOF"),
+])
+def test_bad_chunked_body(scripted_server, transport, body, cause):
+    wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    srv = scripted_server(per_connection([wire, CLOSE], [GOOD]))
+    r = transport.round_trip(ft.Request("GET", srv.url("/c")))
+    with pytest.raises(ft.RemoteProtocolError) as ei:
+        r.read()
+    assert cause in str(ei.value) and str(ei.value).startswith(f'Get "{srv.url("/c")}"')
+    _check_recovers(srv, transport)
+
+
+def test_server_closes_without_reply(scripted_server, transport):
+    srv = scripted_server(per_connection([b"", CLOSE], [GOOD]))
+    with pytest.raises(ft.RemoteProtocolError) as ei:
+        transport.round_trip(ft.Request("GET", srv.url("/")))
+    assert str(ei.value) == f'Get "{srv.url("/")}": EOF'
+    _check_recovers(srv, transport)
+
+
+def test_server_resets_mid_head(scripted_server, transport):
+    srv = scripted_server(per_connection([b"HTTP/1.1 200 OK\r\nX: y\r\n", RESET], [GOOD]))
+    with pytest.raises(ft.RemoteProtocolError):
+        transport.round_trip(ft.Request("GET", srv.url("/")))
+    _check_recovers(srv, transport)
+
+
+def test_connection_refused(transport):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    url = f"http://127.0.0.1:{port}/x"
+    with pytest.raises(ft.ConnectError) as ei:
+        transport.round_trip(ft.Request("GET", url))
+    assert str(ei.value) == f'Get "{url}": dial tcp 127.0.0.1:{port}: connect: Connection refused'
+    s = transport.stats()
+    assert s.open_conns == 0 and s.active_conns == 0
+
+
+def test_unknown_host(transport):
+    with pytest.raises(ft.ConnectError, match='Get "http://no-such-host.invalid/": dial tcp'):
+        transport.round_trip(ft.Request("GET", "http://no-such-host.invalid/"))
+
+
+def test_response_header_timeout(http_server):
+    with ft.Transport(response_header_timeout=0.1) as t:
+        url = http_server.url("/slow?delay=2")
+        t0 = time.monotonic()
+        with pytest.raises(ft.ResponseHeaderTimeout) as ei:
+            t.round_trip(ft.Request("GET", url))
+        assert time.monotonic() - t0 < 1.5
+        assert isinstance(ei.value, TimeoutError)
+        assert "timeout awaiting response headers" in str(ei.value)
+        assert t.stats().open_conns == 0
+
+
+def test_client_timeout_covers_body(scripted_server):
+    def slow_body(conn):
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        conn.sleep(3)
+
+    srv = scripted_server(slow_body)
+    with ft.Client(timeout=0.2) as c:
+        t0 = time.monotonic()
+        with pytest.raises(ft.ReadTimeout, match="while reading body"):
+            c.get(srv.url("/"))
+        assert time.monotonic() - t0 < 2
+        assert c.transport.stats().open_conns == 0
+
+
+def test_cancel_token(http_server):
+    import threading
+    tok = ft.CancelToken()
+    with ft.Client() as c:
+        threading.Timer(0.1, tok.cancel).start()
+        t0 = time.monotonic()
+        with pytest.raises(ft.Cancelled):
+            c.get(http_server.url("/slow?delay=3"), cancel=tok)
+        assert time.monotonic() - t0 < 1.0
+        assert c.transport.stats().open_conns == 0
+
+
+@pytest.mark.parametrize("kw,cause", [
+    (dict(method="GET", url="http://h/", headers={"X": "a\r\nInjected: 1"}),
+     'invalid header field value for "X"'),
+    (dict(method="GET", url="http://h/", headers={"X": "a\nb"}), "invalid header field value"),
+    (dict(method="GET", url="http://h/", headers={"X": "a\x00b"}), "invalid header field value"),
+    (dict(method="GET", url="http://h/", headers={"Bad Name": "v"}),
+     'invalid header field name "Bad Name"'),
+    (dict(method="GE T", url="http://h/"), 'invalid method "GE T"'),
+    (dict(method="", url="http://h/"), 'invalid method ""'),
+    (dict(method="GET", url="ftp://h/"), 'unsupported protocol scheme "ftp"'),
+    (dict(method="GET", url="/relative"), 'unsupported protocol scheme ""'),
+    (dict(method="GET", url="http:///nohost"), "http: no Host in request URL"),
+])
+def test_invalid_request_refused_before_sending(kw, cause):
+    with pytest.raises(ft.InvalidRequest) as ei:
+        ft.Request(kw.pop("method"), kw.pop("url"), **kw)
+    assert isinstance(ei.value, ValueError)
+    assert cause in str(ei.value)
+
+
+def test_invalid_header_sends_nothing(http_server):
+    with ft.Client() as c:
+        with pytest.raises(ft.InvalidRequest):
+            c.get(http_server.url("/"), headers={"X": "1\r\n2"})
+        assert http_server.accepted == 0
+        assert c.get(http_server.url("/")).content == b"hello"
+
+
+def test_credentials_not_in_messages(transport):
+    with pytest.raises(ft.ConnectError) as ei:
+        transport.round_trip(ft.Request("GET", "http://user:secret@127.0.0.1:1/"))
+    assert "secret" not in str(ei.value)
+    assert 'Get "http://user:***@127.0.0.1:1/"' in str(ei.value)
+
+
+def test_transport_closed_then_request(http_server):
+    t = ft.Transport()
+    t.close()
+    with pytest.raises(ft.TransportError, match="closed"):
+        t.round_trip(ft.Request("GET", http_server.url("/")))
