@@ -37,7 +37,7 @@ from typing import Any, Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import nginx  # the benchmark directory is not a package
+import nginx  # noqa: E402 - the benchmark directory is not a package
 
 Fetch = Callable[[], bytes]
 

@@ -11,9 +11,6 @@ Expected error texts are Go's (net/http, net/textproto, internal/chunked).
 import unicodedata
 
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-
 from fasttransport._parser import (
     ChunkedDecoder,
     HeadFinder,
@@ -24,6 +21,8 @@ from fasttransport._parser import (
     parse_fields,
     parse_response_head,
 )
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -689,7 +688,8 @@ def _reference_quote(data: bytes) -> str:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=40) | st.text(max_size=20).map(lambda s: s.encode("utf-8", "surrogatepass")))
+@given(st.binary(max_size=40)
+       | st.text(max_size=20).map(lambda s: s.encode("utf-8", "surrogatepass")))
 def test_go_quote_matches_reference(data):
     try:
         text = data.decode("utf-8", "ignore")

@@ -122,10 +122,11 @@ class Client:
         if self.headers._list:
             merged = Headers(self.headers)
             if headers:
-                for k, v in Headers(headers)._list:
+                extra = Headers(headers)._list
+                for k, _ in extra:
                     if k in merged:
                         del merged[k]
-                for k, v in Headers(headers)._list:
+                for k, v in extra:
                     merged.add(k, v)
             headers = merged
         req = Request(method, url, headers=headers, content=content, data=data, json=json,
@@ -139,7 +140,7 @@ class Client:
         resp = self._send_chain(req, deadline, cancel, follow, stream)
         if not stream:
             try:
-                resp.content
+                _ = resp.content   # read and kept: the connection is recycled
             except BaseException:
                 resp.close()
                 raise
@@ -186,7 +187,7 @@ class Client:
             try:
                 next_url = urljoin(resp.url, loc)
                 next_u = urlsplit(next_url)
-                next_u.port
+                _ = next_u.port    # validates the port
             except ValueError as e:
                 resp.close()
                 raise RemoteProtocolError(

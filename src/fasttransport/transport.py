@@ -19,7 +19,7 @@ try:
     from importlib.metadata import version as _version
 
     __version__ = _version("fasttransport")
-except Exception:  # pragma: no cover - running from a source tree
+except ImportError:  # pragma: no cover - running from a source tree
     __version__ = "0"
 
 DEFAULT_USER_AGENT = f"fasttransport/{__version__}"
