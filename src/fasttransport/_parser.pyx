@@ -130,7 +130,7 @@ cdef class _Fields:
         return live, gone
 
 
-def parse_response_head(data, bint request_is_head=False, size_t header_cap=8):
+def parse_response_head(data, bint request_is_head=False, size_t header_cap=32):
     """Parse the response head at the start of data.
 
     Returns None while the head is incomplete, else a ParsedHead. Raises
