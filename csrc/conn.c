@@ -23,7 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum { PH_START = 0, PH_DIAL, PH_EXCHANGE, PH_BODY, PH_EOF, PH_FAILED, PH_CLOSED };
+enum { PH_START = 0, PH_WAIT, PH_EXCHANGE, PH_BODY, PH_EOF, PH_FAILED, PH_CLOSED };
 
 #define DIRECT_READ_MIN 16384    /* read straight into the caller's buffer from this size */
 #define DRAIN_WINDOW_NS (50 * 1000000LL)
@@ -66,17 +66,17 @@ static void release_conn(ft_transport *t, ft_rt *rt, int reusable)
 }
 
 static int fail(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
 {
     va_list ap;
     rt->err_code = code;
     va_start(ap, fmt);
     vsnprintf(rt->err, sizeof rt->err, fmt, ap);
     va_end(ap);
+    if (rt->phase == PH_WAIT)
+        ft_pool_cancel_want(t, &rt->want);
     release_conn(t, rt, 0);
-    if (rt->addrs) {
-        freeaddrinfo(rt->addrs);
-        rt->addrs = rt->addr_next = NULL;
-    }
     rt->phase = PH_FAILED;
     return FT_R_FAIL;
 }
@@ -89,53 +89,6 @@ void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
         return;
     }
     fail(t, rt, code, "%s", msg);
-}
-
-/* ---------------------------------------------------------------- dial */
-
-static int dial_step(ft_rt *rt, int64_t slice_end)
-{
-    ft_conn *c = rt->conn;
-    char addr[80];
-    for (;;) {
-        int64_t now = ft_now_ns();
-        if (c->fd < 0) {
-            if (!rt->addr_next)
-                return FT_R_FAIL;   /* caller reports the last error */
-            int pending = 0;
-            int fd = ft_connect_start(rt->addr_next, &pending);
-            if (fd < 0) {
-                ft_addr_str(rt->addr_next, addr, sizeof addr);
-                set_err(rt, FT_E_CONNECT, "dial tcp %s: connect: %s", addr, strerror(-fd));
-                rt->addr_next = rt->addr_next->ai_next;
-                continue;
-            }
-            c->fd = fd;
-            if (!pending)
-                return FT_R_DONE;
-        }
-        if (rt->dial_deadline && now >= rt->dial_deadline) {
-            ft_addr_str(rt->addr_next, addr, sizeof addr);
-            set_err(rt, FT_E_CONNECT_TIMEOUT, "dial tcp %s: i/o timeout", addr);
-            return FT_R_FAIL;
-        }
-        if (now >= slice_end)
-            return FT_R_AGAIN;
-        int64_t until = slice_end;
-        if (rt->dial_deadline && rt->dial_deadline < until)
-            until = rt->dial_deadline;
-        int rev = ft_wait_fd(c->fd, POLLOUT, ft_ms_until(until, now, -1));
-        if (rev == 0)
-            continue;
-        int e = ft_connect_result(c->fd);
-        if (e == 0)
-            return FT_R_DONE;
-        ft_addr_str(rt->addr_next, addr, sizeof addr);
-        set_err(rt, FT_E_CONNECT, "dial tcp %s: connect: %s", addr, strerror(e));
-        close(c->fd);
-        c->fd = -1;
-        rt->addr_next = rt->addr_next->ai_next;
-    }
 }
 
 /* ---------------------------------------------------------------- exchange */
@@ -390,58 +343,76 @@ too_big:
                 limit);
 }
 
+/* The exchange got its connection (idle, handed over, or dialed for it). */
+static int start_exchange(ft_transport *t, ft_rt *rt, ft_conn *c)
+{
+    rt->conn = c;
+    rt->conn_reused = c->reused;
+    rt->phase = PH_EXCHANGE;
+    if (ft_conn_ensure_buf(t, c) != 0)
+        return fail(t, rt, FT_E_NOMEM, "out of memory");
+    return 0;
+}
+
+/* The total deadline passed while waiting for a connection: a dial of our
+ * own still in flight makes it a connect timeout, waiting for a slot under
+ * max_conns_per_host a pool timeout. */
+static int fail_wait_timeout(ft_transport *t, ft_rt *rt)
+{
+    int own_dial;
+    pthread_mutex_lock(&t->mu);
+    own_dial = rt->want.dial != NULL;
+    pthread_mutex_unlock(&t->mu);
+    if (own_dial)
+        return fail(t, rt, FT_E_CONNECT_TIMEOUT,
+                    "context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
+    return fail(t, rt, FT_E_POOL_TIMEOUT,
+                "timed out waiting for a connection to %s (max_conns_per_host=%d)",
+                rt->key, t->cfg.max_conns_per_host);
+}
+
 int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
 {
     int64_t slice_end = ft_now_ns() + (int64_t)slice_ms * 1000000LL;
     for (;;) {
         switch (rt->phase) {
         case PH_START: {
-            ft_conn *c = ft_pool_take(t, rt->key, NULL);
-            if (!c)
-                return fail(t, rt, FT_E_CLOSED, "transport is closed");
-            rt->conn = c;
-            if (c->state == FT_CS_ACTIVE) {
-                rt->conn_reused = 1;
-                if (ft_conn_ensure_buf(t, c) != 0)
-                    return fail(t, rt, FT_E_NOMEM, "out of memory");
-                rt->phase = PH_EXCHANGE;
-                break;
+            ft_conn *c = ft_pool_take_idle(t, rt->key);
+            if (!c) {
+                /* none idle: resolve here (the GIL is released), then wait
+                 * for a connection - ours from a dial, or one released first */
+                char rerr[sizeof rt->err];
+                if (ft_resolve(rt->host, rt->port, &rt->want.addrs, rerr, sizeof rerr) != 0)
+                    return fail(t, rt, FT_E_CONNECT, "%s", rerr);
+                int q = ft_pool_queue(t, rt->key, &rt->want, &c);
+                if (q < 0)
+                    return fail(t, rt, FT_E_CLOSED, "transport is closed");
+                if (q == 0) {
+                    rt->phase = PH_WAIT;
+                    break;
+                }
             }
-            /* a new connection: resolve on this thread (the GIL is released) */
-            char rerr[sizeof rt->err];
-            if (ft_resolve(rt->host, rt->port, &rt->addrs, rerr, sizeof rerr) != 0)
-                return fail(t, rt, FT_E_CONNECT, "%s", rerr);
-            rt->addr_next = rt->addrs;
-            int64_t now = ft_now_ns();
-            rt->dial_deadline = t->cfg.dial_timeout ? now + t->cfg.dial_timeout : 0;
-            if (rt->deadline && (!rt->dial_deadline || rt->deadline < rt->dial_deadline))
-                rt->dial_deadline = rt->deadline;
-            rt->phase = PH_DIAL;
+            if (start_exchange(t, rt, c) != 0)
+                return FT_R_FAIL;
             break;
         }
-        case PH_DIAL: {
-            int r = dial_step(rt, slice_end);
-            if (r == FT_R_AGAIN)
-                return r;
-            if (r == FT_R_FAIL) {
-                if (!rt->err_code)
-                    set_err(rt, FT_E_CONNECT, "dial tcp %s:%d: no address", rt->host, rt->port);
-                char msg[sizeof rt->err];
-                memcpy(msg, rt->err, sizeof msg);
-                if (rt->err_code == FT_E_CONNECT_TIMEOUT && rt->deadline && ft_now_ns() >= rt->deadline)
-                    return fail(t, rt, FT_E_CONNECT_TIMEOUT,
-                                "context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
-                return fail(t, rt, rt->err_code, "%s", msg);
+        case PH_WAIT: {
+            int64_t until = slice_end;
+            if (rt->deadline && rt->deadline < until)
+                until = rt->deadline;
+            if (!ft_pool_wait(t, &rt->want, until)) {
+                if (rt->deadline && ft_now_ns() >= rt->deadline)
+                    return fail_wait_timeout(t, rt);
+                return FT_R_AGAIN;
             }
-            freeaddrinfo(rt->addrs);
-            rt->addrs = rt->addr_next = NULL;
-            rt->err_code = 0;
-            rt->err[0] = 0;
-            ft_set_nodelay(rt->conn->fd);
-            if (ft_conn_ensure_buf(t, rt->conn) != 0)
-                return fail(t, rt, FT_E_NOMEM, "out of memory");
-            ft_pool_dialed(t, rt->conn);
-            rt->phase = PH_EXCHANGE;
+            ft_conn *c = rt->want.conn;
+            rt->want.conn = NULL;
+            if (!c) {
+                rt->phase = PH_START;   /* nothing to cancel: served with an error */
+                return fail(t, rt, rt->want.err_code, "%s", rt->want.err);
+            }
+            if (start_exchange(t, rt, c) != 0)
+                return FT_R_FAIL;
             break;
         }
         case PH_EXCHANGE: {
@@ -768,11 +739,9 @@ void ft_rt_close(ft_transport *t, ft_rt *rt)
             ft_pool_start_drain(t, c);
         }
     } else {
+        if (rt->phase == PH_WAIT)
+            ft_pool_cancel_want(t, &rt->want);
         release_conn(t, rt, 0);
-    }
-    if (rt->addrs) {
-        freeaddrinfo(rt->addrs);
-        rt->addrs = rt->addr_next = NULL;
     }
     if (rt->phase != PH_FAILED)
         rt->phase = PH_CLOSED;
@@ -791,8 +760,5 @@ void ft_rt_free(ft_rt *rt)
     rt->trailer = NULL;
     free(rt->thdrs);
     rt->thdrs = NULL;
-    if (rt->addrs) {
-        freeaddrinfo(rt->addrs);
-        rt->addrs = NULL;
-    }
+    ft_want_free(&rt->want);
 }

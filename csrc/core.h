@@ -46,6 +46,7 @@ typedef struct {
     int64_t dials, dial_errors, reused_conns, requests, closed_conns;
     int64_t idle_closed_by_peer, idle_timeouts, drained_conns;
     int64_t io_threads;
+    int64_t waiting_requests;      /* requests waiting for a connection now */
 } ft_stats;
 
 /* Result codes of the run/read calls. */
@@ -64,6 +65,7 @@ enum {
     FT_E_CANCELLED,
     FT_E_CLOSED,           /* transport closed */
     FT_E_NOMEM,
+    FT_E_POOL_TIMEOUT,     /* deadline passed waiting for a max_conns_per_host slot */
 };
 
 /* Connection states (ft_conn.state). */
@@ -72,14 +74,53 @@ enum { FT_CS_DIALING = 1, FT_CS_ACTIVE, FT_CS_IDLE, FT_CS_DRAINING, FT_CS_CLOSIN
 typedef struct ft_hostpool ft_hostpool;
 typedef struct ft_engine ft_engine;
 typedef struct ft_transport ft_transport;
+typedef struct ft_dial ft_dial;
+typedef struct ft_conn ft_conn;
 
-typedef struct ft_conn {
+/* A request waiting for a connection (Go's wantConn). It sits in its key's
+ * idle-wait queue and, when the per-host limit is reached, in the dial-wait
+ * queue too; the first connection delivered wins (late binding). Lives in
+ * the request's ft_rt; every field is guarded by ft_transport.mu. */
+typedef struct ft_want {
+    ft_hostpool *hp;
+    struct ft_want *iq_prev, *iq_next;   /* idle-wait FIFO */
+    struct ft_want *dq_prev, *dq_next;   /* dial-wait FIFO (MaxConnsPerHost) */
+    int in_iq, in_dq;
+    int queued;               /* counted in hp->nwait */
+    int done;                 /* delivered (conn or error) or given up */
+    ft_conn *conn;            /* the delivered connection */
+    int err_code;
+    char err[256];
+    ft_dial *dial;            /* its own dial while in flight */
+    struct addrinfo *addrs;   /* resolved addresses for its dial */
+    pthread_cond_t cond;      /* signalled on delivery (CLOCK_MONOTONIC) */
+    int cond_ready;
+} ft_want;
+
+/* A dial in flight, advanced by an engine thread only. Detached from its
+ * request when that request gives up or is served by another connection:
+ * the result then goes to the pool (Go's dialConnFor). */
+struct ft_dial {
+    ft_conn *c;
+    ft_want *want;            /* NULL once detached */
+    struct addrinfo *addrs, *next;
+    int64_t deadline;         /* 0 = none */
+    int started;
+    int abort;                /* close_idle_connections ended it (detached only) */
+    int err_code;
+    char err[256];
+    ft_dial *prev, *nxt;      /* engine's dial list */
+    ft_dial *work;            /* the engine's private work lists */
+};
+
+struct ft_conn {
     int fd;
     int state;                 /* FT_CS_*; changes under mu */
     uint32_t slot, gen;        /* identity for the engine's epoll data */
     ft_engine *engine;         /* the engine that watches it when idle */
     ft_hostpool *hp;           /* its key's pool entry */
     int registered;            /* in engine's epoll set */
+    ft_dial *dial;             /* while dialing */
     int reused;                /* has completed an exchange before (Go: isReused) */
     /* read buffer: unread bytes are buf[rpos..wpos) */
     char *buf;
@@ -91,7 +132,7 @@ typedef struct ft_conn {
     uint64_t drain_left;
     int64_t drain_deadline;
     struct ft_conn *dprev, *dnext;
-} ft_conn;
+};
 
 /* One request/response exchange. Owned by the caller (embedded in the Python
  * response object); only the caller's thread touches it. */
@@ -111,8 +152,7 @@ typedef struct ft_rt {
     /* --- progress --- */
     int phase;                 /* private */
     ft_conn *conn;
-    struct addrinfo *addrs, *addr_next;
-    int64_t dial_deadline;
+    ft_want want;
     size_t nwritten;
     int64_t header_deadline;
     size_t head_budget_used, scan;
@@ -180,6 +220,9 @@ struct ft_hostpool {
     ft_conn *idle;             /* most recently returned first */
     int nidle;
     int nconns;                /* dialing + in use + idle + draining */
+    ft_want *iq_head, *iq_tail;  /* requests waiting for any connection */
+    ft_want *dq_head, *dq_tail;  /* ... and for a slot under MaxConnsPerHost */
+    int nwait;
 };
 
 struct ft_engine {
@@ -189,6 +232,7 @@ struct ft_engine {
     int epfd, wakefd;
     int64_t sleep_until;       /* guarded by mu: when it wakes next (0 = never) */
     ft_conn *drains;           /* guarded by mu */
+    ft_dial *dials;            /* guarded by mu */
     int stop;                  /* guarded by mu */
 };
 
@@ -208,6 +252,7 @@ struct ft_transport {
     ft_engine *engines;
     int nengines;
     int closed;
+    int close_idle_pending;    /* Go's closeIdle: set by close_idle, cleared by a request */
     int next_engine;
     ft_stats st;
 };
@@ -216,10 +261,13 @@ struct ft_transport {
 #define FT_EPOLL_WAKE UINT64_MAX
 
 /* pool.c (all take mu themselves unless named _locked) */
-ft_conn *ft_pool_take(ft_transport *t, const char *key, ft_hostpool **hp_out);
-ft_conn *ft_conn_new_locked(ft_transport *t, ft_hostpool *hp);
+ft_conn *ft_pool_take_idle(ft_transport *t, const char *key);
+int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out);
+int ft_pool_wait(ft_transport *t, ft_want *w, int64_t until);
+ft_conn *ft_pool_cancel_want(ft_transport *t, ft_want *w);
+void ft_want_free(ft_want *w);
+void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok);
 void ft_pool_put(ft_transport *t, ft_conn *c);
-void ft_pool_dialed(ft_transport *t, ft_conn *c);       /* dialing -> active */
 void ft_pool_start_drain(ft_transport *t, ft_conn *c);  /* active -> engine drain */
 void ft_conn_destroy(ft_transport *t, ft_conn *c);
 int ft_conn_ensure_buf(ft_transport *t, ft_conn *c);
@@ -229,9 +277,17 @@ void ft_conn_release_buf_locked(ft_transport *t, ft_conn *c);
 /* engine.c */
 int ft_engines_start(ft_transport *t, char *err, size_t errcap);
 void ft_engines_stop(ft_transport *t);
-void ft_engine_watch(ft_engine *e, ft_conn *c);    /* epoll ADD (no lock needed) */
+void ft_engine_watch(ft_engine *e, ft_conn *c);    /* epoll ADD for reading */
+void ft_engine_watch_out(ft_engine *e, ft_conn *c); /* epoll ADD for a connect */
 void ft_engine_unwatch(ft_engine *e, ft_conn *c);  /* epoll DEL */
 void ft_engine_wake_locked(ft_engine *e, int64_t when);
 void ft_engine_add_drain_locked(ft_engine *e, ft_conn *c);
+void ft_engine_add_dial_locked(ft_engine *e, ft_dial *d);
+void ft_engine_unlink_dial_locked(ft_engine *e, ft_dial *d);
+
+/* dial.c (engine thread) */
+void ft_dial_begin(ft_transport *t, ft_dial *d);
+void ft_dial_on_event(ft_transport *t, ft_dial *d);
+void ft_dial_fail(ft_transport *t, ft_dial *d, int code, const char *msg);
 
 #endif

@@ -37,6 +37,16 @@ void ft_engine_watch(ft_engine *e, ft_conn *c)
         c->registered = 1;
 }
 
+void ft_engine_watch_out(ft_engine *e, ft_conn *c)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLOUT;
+    ev.data.u64 = conn_tag(c);
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0)
+        c->registered = 1;
+}
+
 void ft_engine_unwatch(ft_engine *e, ft_conn *c)
 {
     (void)epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -61,6 +71,28 @@ void ft_engine_add_drain_locked(ft_engine *e, ft_conn *c)
         e->drains->dprev = c;
     e->drains = c;
     ft_engine_wake_locked(e, c->drain_deadline);
+}
+
+/* Queue a dial; the engine starts it at its next turn. */
+void ft_engine_add_dial_locked(ft_engine *e, ft_dial *d)
+{
+    d->prev = NULL;
+    d->nxt = e->dials;
+    if (e->dials)
+        e->dials->prev = d;
+    e->dials = d;
+    ft_engine_wake_locked(e, 1);   /* now */
+}
+
+void ft_engine_unlink_dial_locked(ft_engine *e, ft_dial *d)
+{
+    if (d->prev)
+        d->prev->nxt = d->nxt;
+    else if (e->dials == d)
+        e->dials = d->nxt;
+    if (d->nxt)
+        d->nxt->prev = d->prev;
+    d->prev = d->nxt = NULL;
 }
 
 static void drain_unlink_locked(ft_engine *e, ft_conn *c)
@@ -120,8 +152,24 @@ static void *engine_main(void *arg)
         for (ft_conn *c = e->drains; c; c = c->dnext)
             if (next == 0 || c->drain_deadline < next)
                 next = c->drain_deadline;
+        /* dials queued since the last turn start now */
+        ft_dial *fresh = NULL;
+        for (ft_dial *d = e->dials; d; d = d->nxt) {
+            if (!d->started) {
+                d->started = 1;
+                d->work = fresh;
+                fresh = d;
+            }
+            if (d->deadline && (next == 0 || d->deadline < next))
+                next = d->deadline;
+        }
         e->sleep_until = next;
         pthread_mutex_unlock(&t->mu);
+        while (fresh) {
+            ft_dial *d = fresh;
+            fresh = d->work;
+            ft_dial_begin(t, d);
+        }
 
         int ms = next ? ft_ms_until(next, ft_now_ns(), 1 << 30) : -1;
         int n = epoll_wait(e->epfd, evs, 64, ms);
@@ -147,6 +195,10 @@ static void *engine_main(void *arg)
             } else if (c && c->state == FT_CS_DRAINING && c->engine == e) {
                 pthread_mutex_unlock(&t->mu);
                 drain_step(t, e, c);
+            } else if (c && c->state == FT_CS_DIALING && c->dial && c->engine == e) {
+                ft_dial *d = c->dial;
+                pthread_mutex_unlock(&t->mu);
+                ft_dial_on_event(t, d);
             } else {
                 pthread_mutex_unlock(&t->mu);
             }
@@ -173,7 +225,22 @@ static void *engine_main(void *arg)
                 dead = c;
             }
         }
+        ft_dial *late = NULL;
+        for (ft_dial *d = e->dials; d; d = d->nxt) {
+            if (d->started && ((d->deadline && d->deadline <= now) || (d->abort && !d->want))) {
+                d->work = late;
+                late = d;
+            }
+        }
         pthread_mutex_unlock(&t->mu);
+        while (late) {
+            ft_dial *d = late;
+            late = d->work;
+            if (d->abort && !d->want)
+                ft_dial_fail(t, d, FT_E_CANCELLED, "dial aborted by close_idle_connections");
+            else
+                ft_dial_fail(t, d, FT_E_CONNECT_TIMEOUT, NULL);
+        }
         while (dead) {
             ft_conn *nx = dead->lnext;
             dead->lnext = NULL;

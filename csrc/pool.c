@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netdb.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FT_MAX_FREE_BUFS 64
@@ -78,7 +80,7 @@ static ft_hostpool *host_get_locked(ft_transport *t, const char *key, int create
  * grow without bound. */
 static void host_maybe_free_locked(ft_transport *t, ft_hostpool *hp)
 {
-    if (hp->nconns > 0 || hp->nidle > 0)
+    if (hp->nconns > 0 || hp->nidle > 0 || hp->nwait > 0)
         return;
     ft_hostpool **pp = &t->hosts[key_hash(hp->key) & (t->hosts_cap - 1)];
     while (*pp && *pp != hp)
@@ -244,57 +246,278 @@ ft_conn *ft_conn_new_locked(ft_transport *t, ft_hostpool *hp)
     return c;
 }
 
-ft_conn *ft_pool_take(ft_transport *t, const char *key, ft_hostpool **hp_out)
+/* Take the most recently returned idle connection of hp (Go's
+ * queueForIdleConn, first half). Expired ones are moved to *expired for the
+ * caller to destroy outside the lock. */
+static ft_conn *take_idle_locked(ft_transport *t, ft_hostpool *hp, ft_conn **expired)
 {
-    ft_conn *expired = NULL, *c = NULL;
+    ft_conn *c;
     int64_t now = ft_now_ns();
-    pthread_mutex_lock(&t->mu);
-    t->st.requests++;
-    if (t->closed) {
-        pthread_mutex_unlock(&t->mu);
+    if (t->cfg.disable_keep_alives)
         return NULL;
-    }
-    ft_hostpool *hp = host_get_locked(t, key, 1);
-    if (!hp) {
-        pthread_mutex_unlock(&t->mu);
-        return NULL;
-    }
-    if (!t->cfg.disable_keep_alives) {
-        while ((c = hp->idle) != NULL) {
-            ft_pool_unlink_idle_locked(t, c);
-            if (t->cfg.idle_conn_timeout > 0 && now - c->idle_at >= t->cfg.idle_conn_timeout) {
-                t->st.idle_timeouts++;
-                c->lnext = expired;     /* reuse the link for a local list */
-                expired = c;
-                continue;
-            }
-            set_state_locked(t, c, FT_CS_ACTIVE);
-            t->st.reused_conns++;
-            break;
+    while ((c = hp->idle) != NULL) {
+        ft_pool_unlink_idle_locked(t, c);
+        if (t->cfg.idle_conn_timeout > 0 && now - c->idle_at >= t->cfg.idle_conn_timeout) {
+            t->st.idle_timeouts++;
+            c->lnext = *expired;
+            *expired = c;
+            continue;
         }
+        set_state_locked(t, c, FT_CS_ACTIVE);
+        t->st.reused_conns++;
+        return c;
     }
-    if (!c)
-        c = ft_conn_new_locked(t, hp);
-    if (hp_out)
-        *hp_out = hp;
-    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
 
-    while (expired) {
-        ft_conn *next = expired->lnext;
-        expired->lnext = NULL;
-        ft_conn_destroy(t, expired);
-        expired = next;
-    }
+static void destroy_list(ft_transport *t, ft_conn *list);
+
+/* Leave the engine's idle watch: the caller owns c now. */
+static ft_conn *taken(ft_conn *c)
+{
     if (c && c->registered)
         ft_engine_unwatch(c->engine, c);
     return c;
 }
 
-void ft_pool_dialed(ft_transport *t, ft_conn *c)
+ft_conn *ft_pool_take_idle(ft_transport *t, const char *key)
 {
+    ft_conn *expired = NULL, *c = NULL;
     pthread_mutex_lock(&t->mu);
-    set_state_locked(t, c, FT_CS_ACTIVE);
+    t->st.requests++;
+    t->close_idle_pending = 0;      /* a connection request arrived */
+    if (!t->closed) {
+        ft_hostpool *hp = host_get_locked(t, key, 0);
+        if (hp)
+            c = take_idle_locked(t, hp, &expired);
+    }
     pthread_mutex_unlock(&t->mu);
+    destroy_list(t, expired);
+    return taken(c);
+}
+
+/* ---------------------------------------------------------------- wants */
+
+static void iq_remove_locked(ft_hostpool *hp, ft_want *w)
+{
+    if (!w->in_iq)
+        return;
+    if (w->iq_prev) w->iq_prev->iq_next = w->iq_next; else hp->iq_head = w->iq_next;
+    if (w->iq_next) w->iq_next->iq_prev = w->iq_prev; else hp->iq_tail = w->iq_prev;
+    w->iq_prev = w->iq_next = NULL;
+    w->in_iq = 0;
+}
+
+static void dq_remove_locked(ft_hostpool *hp, ft_want *w)
+{
+    if (!w->in_dq)
+        return;
+    if (w->dq_prev) w->dq_prev->dq_next = w->dq_next; else hp->dq_head = w->dq_next;
+    if (w->dq_next) w->dq_next->dq_prev = w->dq_prev; else hp->dq_tail = w->dq_prev;
+    w->dq_prev = w->dq_next = NULL;
+    w->in_dq = 0;
+}
+
+/* The want stops waiting: out of both queues, its dial (if any) detached. */
+static void want_finish_locked(ft_transport *t, ft_want *w)
+{
+    ft_hostpool *hp = w->hp;
+    w->done = 1;
+    iq_remove_locked(hp, w);
+    dq_remove_locked(hp, w);
+    if (w->dial) {
+        w->dial->want = NULL;
+        w->dial = NULL;
+    }
+    if (w->queued) {
+        w->queued = 0;
+        hp->nwait--;
+        t->st.waiting_requests--;
+    }
+    if (w->cond_ready)
+        pthread_cond_signal(&w->cond);
+}
+
+/* Go's wantConn.tryDeliver: the first delivery wins. */
+static void deliver_conn_locked(ft_transport *t, ft_want *w, ft_conn *c)
+{
+    set_state_locked(t, c, FT_CS_ACTIVE);
+    w->conn = c;
+    want_finish_locked(t, w);
+}
+
+static void deliver_err_locked(ft_transport *t, ft_want *w, int code, const char *msg)
+{
+    w->err_code = code;
+    snprintf(w->err, sizeof w->err, "%s", msg);
+    want_finish_locked(t, w);
+}
+
+/* Start a dial for w (Go's queueForDial -> startDialConnForLocked): a new
+ * connection counted against the host from now on, connected by its engine. */
+static int start_dial_locked(ft_transport *t, ft_hostpool *hp, ft_want *w)
+{
+    ft_dial *d = calloc(1, sizeof *d);
+    ft_conn *c = d ? ft_conn_new_locked(t, hp) : NULL;
+    if (!c) {
+        free(d);
+        return -1;
+    }
+    d->c = c;
+    d->want = w;
+    d->addrs = w->addrs;       /* the dial owns the addresses now */
+    w->addrs = NULL;
+    w->dial = d;
+    c->dial = d;
+    if (t->cfg.dial_timeout > 0)
+        d->deadline = ft_now_ns() + t->cfg.dial_timeout;
+    ft_engine_add_dial_locked(c->engine, d);
+    return 0;
+}
+
+/* A connection slot of hp was freed: the oldest request waiting for one gets
+ * it and its dial starts (Go's decConnsPerHost). */
+static void grant_slot_locked(ft_transport *t, ft_hostpool *hp)
+{
+    int max = t->cfg.max_conns_per_host;
+    while (max > 0 && hp->nconns < max && hp->dq_head && !t->closed) {
+        ft_want *w = hp->dq_head;
+        dq_remove_locked(hp, w);
+        if (start_dial_locked(t, hp, w) != 0)
+            deliver_err_locked(t, w, FT_E_NOMEM, "out of memory");
+    }
+}
+
+/* No idle connection was taken: look once more, then wait in the key's
+ * queue and dial if the per-host limit allows (Go's getConn). w->addrs must
+ * hold the resolved addresses. Returns 1 with *out set when an idle
+ * connection was taken after all, 0 when queued, -1 when the transport is
+ * closed or out of memory. */
+int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out)
+{
+    ft_conn *expired = NULL, *c = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    ft_hostpool *hp = t->closed ? NULL : host_get_locked(t, key, 1);
+    if (!hp) {
+        rc = -1;
+    } else if ((c = take_idle_locked(t, hp, &expired)) != NULL) {
+        rc = 1;
+    } else {
+        if (!w->cond_ready) {
+            pthread_condattr_t a;
+            pthread_condattr_init(&a);
+            pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+            pthread_cond_init(&w->cond, &a);
+            pthread_condattr_destroy(&a);
+            w->cond_ready = 1;
+        }
+        w->hp = hp;
+        w->done = 0;
+        w->queued = 1;
+        hp->nwait++;
+        t->st.waiting_requests++;
+        w->iq_prev = hp->iq_tail;
+        w->iq_next = NULL;
+        if (hp->iq_tail) hp->iq_tail->iq_next = w; else hp->iq_head = w;
+        hp->iq_tail = w;
+        w->in_iq = 1;
+        int max = t->cfg.max_conns_per_host;
+        if (max <= 0 || hp->nconns < max) {
+            if (start_dial_locked(t, hp, w) != 0) {
+                want_finish_locked(t, w);
+                rc = -1;
+            }
+        } else {
+            w->dq_prev = hp->dq_tail;
+            w->dq_next = NULL;
+            if (hp->dq_tail) hp->dq_tail->dq_next = w; else hp->dq_head = w;
+            hp->dq_tail = w;
+            w->in_dq = 1;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    destroy_list(t, expired);
+    *out = taken(c);
+    return rc;
+}
+
+/* Wait (GIL released) until w is served or `until` (ns, monotonic) passes.
+ * 1 = served (w->conn or w->err_code set), 0 = still waiting. */
+int ft_pool_wait(ft_transport *t, ft_want *w, int64_t until)
+{
+    struct timespec ts = { (time_t)(until / 1000000000LL), (long)(until % 1000000000LL) };
+    pthread_mutex_lock(&t->mu);
+    while (!w->done) {
+        if (pthread_cond_timedwait(&w->cond, &t->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    int done = w->done;
+    pthread_mutex_unlock(&t->mu);
+    return done;
+}
+
+/* The request gives up (timeout, cancel, Ctrl-C). Go's wantConn.cancel: a
+ * connection delivered meanwhile goes back to the pool. Its dial, if any,
+ * goes on and its result is pooled. Returns 1 if it held a dial of its own
+ * still in flight (for the error class). */
+ft_conn *ft_pool_cancel_want(ft_transport *t, ft_want *w)
+{
+    ft_conn *c = NULL;
+    pthread_mutex_lock(&t->mu);
+    if (!w->done)
+        want_finish_locked(t, w);
+    c = w->conn;
+    w->conn = NULL;
+    pthread_mutex_unlock(&t->mu);
+    if (c)
+        ft_pool_put(t, c);
+    return NULL;
+}
+
+void ft_want_free(ft_want *w)
+{
+    if (w->cond_ready) {
+        pthread_cond_destroy(&w->cond);
+        w->cond_ready = 0;
+    }
+    if (w->addrs) {
+        freeaddrinfo(w->addrs);
+        w->addrs = NULL;
+    }
+}
+
+/* An engine finished a dial (Go's dialConnFor). ok: d->c is connected. The
+ * engine owns d and d->c here; d is freed. */
+void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok)
+{
+    ft_conn *c = d->c;
+    pthread_mutex_lock(&t->mu);
+    ft_engine_unlink_dial_locked(c->engine, d);
+    c->dial = NULL;
+    ft_want *w = d->want;
+    if (w)
+        w->dial = NULL;
+    if (ok) {
+        if (w && !w->done && !t->closed) {
+            deliver_conn_locked(t, w, c);
+            c = NULL;
+        }
+    } else {
+        t->st.dial_errors++;
+        if (w && !w->done)
+            deliver_err_locked(t, w, d->err_code, d->err);
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (d->addrs)
+        freeaddrinfo(d->addrs);
+    free(d);
+    if (c) {
+        if (ok)
+            ft_pool_put(t, c);      /* nobody waits for it: pool it */
+        else
+            ft_conn_destroy(t, c);  /* frees the slot for the next waiter */
+    }
 }
 
 /* Hand a connection closed early to its engine, which discards the
@@ -318,20 +541,33 @@ void ft_pool_start_drain(ft_transport *t, ft_conn *c)
 void ft_pool_put(ft_transport *t, ft_conn *c)
 {
     ft_conn *evict = NULL;
+    ft_hostpool *hp = c->hp;
     int refuse = 0;
     pthread_mutex_lock(&t->mu);
+    /* 1. keep-alives off, or a broken connection (unread bytes, no socket) */
     if (t->closed || t->cfg.disable_keep_alives || t->cfg.max_idle_conns_per_host < 0
         || c->rpos != c->wpos || c->fd < 0)
         refuse = 1;
-    else if (c->hp->nidle >= t->cfg.max_idle_conns_per_host)
-        refuse = 1;
+    if (!refuse) {
+        /* 2. */
+        c->reused = 1;
+        /* 3. the oldest request still waiting for this key gets it */
+        if (hp->iq_head) {
+            deliver_conn_locked(t, hp->iq_head, c);
+            pthread_mutex_unlock(&t->mu);
+            return;
+        }
+        /* 4. close_idle_connections ran and no request came since; 5. full */
+        if (t->close_idle_pending || hp->nidle >= t->cfg.max_idle_conns_per_host)
+            refuse = 1;
+    }
     if (refuse) {
         set_state_locked(t, c, FT_CS_CLOSING);
         pthread_mutex_unlock(&t->mu);
         ft_conn_destroy(t, c);
         return;
     }
-    c->reused = 1;
+    /* 6. */
     set_state_locked(t, c, FT_CS_IDLE);
     c->idle_at = ft_now_ns();
     idle_link_locked(t, c);
@@ -343,6 +579,7 @@ void ft_pool_put(ft_transport *t, ft_conn *c)
     /* Watch it while idle: a FIN or stray bytes remove it at once. Done under
      * mu so that no taker can see it idle before it is registered. */
     ft_engine_watch(c->engine, c);
+    /* 7. */
     if (t->cfg.idle_conn_timeout > 0)
         ft_engine_wake_locked(&t->engines[0], c->idle_at + t->cfg.idle_conn_timeout);
     pthread_mutex_unlock(&t->mu);
@@ -372,6 +609,7 @@ void ft_conn_destroy(ft_transport *t, ft_conn *c)
     t->free_slots[t->nfree_slots++] = c->slot;
     ft_hostpool *hp = c->hp;
     hp->nconns--;
+    grant_slot_locked(t, hp);
     host_maybe_free_locked(t, hp);
     t->st.open_conns--;
     t->st.read_loops--;
@@ -435,10 +673,24 @@ static void destroy_list(ft_transport *t, ft_conn *list)
     }
 }
 
+/* Go's CloseIdleConnections: close the idle ones now, close (rather than
+ * pool) connections that finish before the next request, and abort dials
+ * whose requester has gone away. In-use connections are left alone. */
 void ft_transport_close_idle(ft_transport *t)
 {
     pthread_mutex_lock(&t->mu);
     ft_conn *list = take_all_idle_locked(t);
+    t->close_idle_pending = 1;
+    for (int i = 0; i < t->nengines; i++) {
+        int orphans = 0;
+        for (ft_dial *d = t->engines[i].dials; d; d = d->nxt)
+            if (!d->want) {
+                d->abort = 1;                   /* the engine ends it */
+                orphans = 1;
+            }
+        if (orphans)
+            ft_engine_wake_locked(&t->engines[i], ft_now_ns());
+    }
     pthread_mutex_unlock(&t->mu);
     destroy_list(t, list);
 }
@@ -465,6 +717,11 @@ void ft_transport_close(ft_transport *t)
     }
     t->closed = 1;
     ft_conn *list = take_all_idle_locked(t);
+    /* Requests waiting for a connection fail now. */
+    for (size_t i = 0; i < t->hosts_cap; i++)
+        for (ft_hostpool *hp = t->hosts[i]; hp; hp = hp->next)
+            while (hp->iq_head)
+                deliver_err_locked(t, hp->iq_head, FT_E_CLOSED, "transport is closed");
     /* Wake the owners of connections in use: their next read fails. */
     for (uint32_t i = 0; i < t->nslots; i++) {
         ft_conn *c = t->slots[i];
@@ -488,8 +745,28 @@ void ft_transport_close(ft_transport *t)
             list = c;
         }
     }
+    ft_dial *dials = NULL;
+    for (int i = 0; i < t->nengines; i++) {
+        while (t->engines[i].dials) {
+            ft_dial *d = t->engines[i].dials;
+            ft_engine_unlink_dial_locked(&t->engines[i], d);
+            d->nxt = dials;
+            dials = d;
+        }
+    }
     pthread_mutex_unlock(&t->mu);
     destroy_list(t, list);
+    while (dials) {
+        ft_dial *d = dials;
+        dials = d->nxt;
+        if (d->c->registered)
+            ft_engine_unwatch(d->c->engine, d->c);
+        d->c->dial = NULL;
+        ft_conn_destroy(t, d->c);
+        if (d->addrs)
+            freeaddrinfo(d->addrs);
+        free(d);
+    }
     engines_close_fds(t);
 }
 

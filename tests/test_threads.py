@@ -61,8 +61,10 @@ def test_16_threads_500_requests_each(http_server):
         s = t.stats()
         assert s.requests == 8000
         assert s.active_conns == 0 and s.open_conns == s.idle_conns
-        assert s.dials <= 16 and s.dials == http_server.accepted
-        assert s.reused_conns == 8000 - s.dials
+        # late binding: a dial that loses the race to a released connection
+        # still completes and is pooled, so dials may exceed 16 a little
+        assert s.dials == http_server.accepted and s.dials <= 64
+        assert s.open_conns <= s.dials
 
 
 def test_open_connections_do_not_add_threads_and_close_releases_all(outside_server):

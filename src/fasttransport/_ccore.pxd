@@ -21,6 +21,7 @@ cdef extern from "core.h" nogil:
         int64_t dials, dial_errors, reused_conns, requests, closed_conns
         int64_t idle_closed_by_peer, idle_timeouts, drained_conns
         int64_t io_threads
+        int64_t waiting_requests
 
     enum:
         FT_R_DONE
@@ -35,6 +36,7 @@ cdef extern from "core.h" nogil:
         FT_E_CANCELLED
         FT_E_CLOSED
         FT_E_NOMEM
+        FT_E_POOL_TIMEOUT
 
     ctypedef struct ft_transport:
         pass

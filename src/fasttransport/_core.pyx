@@ -54,6 +54,7 @@ cdef dict _EXC = {
     FT_E_READ_TIMEOUT: _errors.ReadTimeout,
     FT_E_CANCELLED: _errors.Cancelled,
     FT_E_CLOSED: _errors.TransportError,
+    FT_E_POOL_TIMEOUT: _errors.PoolTimeout,
 }
 
 

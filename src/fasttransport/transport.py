@@ -52,6 +52,7 @@ class TransportStats:
     idle_timeouts: int
     drained_conns: int
     io_threads: int
+    waiting_requests: int
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,18 +1,25 @@
 """A private nginx on 127.0.0.1 for the benchmarks.
 
 ``Nginx`` writes a config into a temporary directory (pid file, logs, temp
-paths and the served files all live there), starts ``nginx`` in the
-foreground with one worker on a free loopback port, pinned to CPU 1 when the
-machine has two or more, and stops it on exit (context manager and atexit).
+paths, certificates and the served files all live there), starts ``nginx`` in
+the foreground with one worker, pinned to CPU 1 when the machine has two or
+more cores, and stops it on exit (context manager and atexit).
+
+One worker serves several listeners, each on its own free loopback port:
+
+- ``plain``: keep-alive without limit (``keepalive_requests 1000000``);
+- ``churn``: nginx closes every 100th response (``keepalive_requests 100``);
+- ``idle``: nginx closes a connection idle for 100 ms (``keepalive_timeout 100ms``);
+- ``tls``: like ``plain`` over TLS, when a certificate is given.
 
 Served paths: ``/small`` (5 bytes), ``/1k`` (1024 bytes), ``/16m`` (16 MiB).
 
 ``worker_cpu_seconds()`` reads the worker's user + system CPU time from
-``/proc/<pid>/stat``, so a benchmark can show when the server, not the client,
-is the bottleneck.
+``/proc/<pid>/stat``, so a benchmark can show when the server, not the
+client, is the bottleneck.
 
-Run ``python benchmarks/nginx.py`` to start one by hand (it serves for
-``--seconds`` seconds, 600 by default, or until Ctrl-C).
+``python -m fasttransport.bench.nginx`` starts one by hand and prints its
+URLs (it serves for ``--seconds`` seconds, 600 by default, or until Ctrl-C).
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
+
+from . import certs
 
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "nginx")
 INSTALL_HINT = "nginx not found: install it with `apt-get install nginx-light`"
@@ -38,16 +48,25 @@ FILES = {
 BIG_NAME = "16m"
 BIG_SIZE = 16 << 20
 
+#: Listener name -> (keepalive_requests, keepalive_timeout) in nginx syntax.
+LISTENERS = {
+    "plain": ("1000000", "300s"),
+    "churn": ("100", "300s"),
+    "idle": ("1000000", "100ms"),
+    "tls": ("1000000", "300s"),
+}
+
 CONFIG = """\
 daemon off;
 master_process on;
 worker_processes 1;
+worker_rlimit_nofile 16384;
 {user}
 pid {root}/nginx.pid;
 error_log {root}/logs/error.log warn;
 
 events {{
-    worker_connections 4096;
+    worker_connections 8192;
     multi_accept on;
 }}
 
@@ -56,8 +75,6 @@ http {{
     default_type application/octet-stream;
     sendfile on;
     tcp_nodelay on;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
     open_file_cache max=64 inactive=300s;
     open_file_cache_valid 300s;
     etag off;
@@ -67,20 +84,32 @@ http {{
     fastcgi_temp_path {root}/temp/fastcgi;
     uwsgi_temp_path {root}/temp/uwsgi;
     scgi_temp_path {root}/temp/scgi;
-
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        server_name localhost;
-        root {root}/html;
-        location / {{
-            try_files $uri =404;
-        }}
-    }}
+{servers}
 }}
 """
 
+SERVER = """
+    server {{
+        listen 127.0.0.1:{port}{ssl} backlog=4096;
+        server_name localhost;
+        root {root}/html;
+        keepalive_requests {requests};
+        keepalive_timeout {timeout};
+{tls}        location / {{
+            try_files $uri =404;
+        }}
+    }}
+"""
 
-def find_nginx() -> str | None:
+TLS = """\
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:ft_bench:1m;
+"""
+
+
+def find_nginx() -> Optional[str]:
     """Path of the nginx binary, or None."""
     for candidate in NGINX_CANDIDATES:
         path = candidate if os.path.isabs(candidate) else shutil.which(candidate)
@@ -97,6 +126,7 @@ def free_port() -> int:
 
 
 def can_pin() -> bool:
+    """True when there are 2+ CPUs and ``taskset`` to pin processes to them."""
     return (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
 
 
@@ -136,21 +166,29 @@ def _children(pid: int) -> list[int]:
 class Nginx:
     """One nginx instance; use ``with Nginx() as server:``.
 
-    Attributes once started: ``port``, ``base_url``, ``pid`` (master),
+    ``tls=True`` adds the ``tls`` listener with a certificate made at start
+    (``certs.make``; ``cafile`` is then the CA file clients must trust).
+    Attributes once started: ``ports`` (listener -> port), ``pid`` (master),
     ``worker_pid``, ``pinned_cpu`` (``"1"`` or None), ``version``.
+    Raises RuntimeError when nginx is missing or does not start.
     """
 
-    def __init__(self, *, pin_cpu: str | None = "1", start_timeout: float = 10.0) -> None:
+    def __init__(
+        self, *, pin_cpu: Optional[str] = "1", tls: bool = False, start_timeout: float = 10.0
+    ) -> None:
         self.binary = find_nginx()
         if self.binary is None:
             raise RuntimeError(INSTALL_HINT)
         self.pin_cpu = pin_cpu if pin_cpu and can_pin() else None
+        self.tls = tls
         self.start_timeout = start_timeout
-        self.root: str | None = None
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-        self.worker_pid: int | None = None
+        self.root: Optional[str] = None
+        self.proc: Optional[subprocess.Popen] = None
+        self.ports: dict[str, int] = {}
+        self.worker_pid: Optional[int] = None
         self.version = ""
+        self.cafile: Optional[str] = None
+        self.cert_tool = ""
 
     # -- lifecycle
 
@@ -160,8 +198,9 @@ class Nginx:
         try:
             self._prepare()
             last_error = ""
-            for _ in range(3):  # the free port may be taken before nginx binds it
-                self.port = free_port()
+            for _ in range(3):  # a free port may be taken before nginx binds it
+                names = [n for n in LISTENERS if n != "tls" or self.tls]
+                self.ports = {name: free_port() for name in names}
                 self._write_config()
                 if self._launch():
                     return self
@@ -194,7 +233,7 @@ class Nginx:
             self.root = None
         atexit.unregister(self.stop)
 
-    def __enter__(self):
+    def __enter__(self) -> Nginx:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -202,19 +241,17 @@ class Nginx:
 
     # -- use
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
+    def url(self, path: str, listener: str = "plain") -> str:
+        """URL of ``path`` on one listener (``plain``, ``churn``, ``idle``, ``tls``)."""
+        scheme = "https" if listener == "tls" else "http"
+        return f"{scheme}://127.0.0.1:{self.ports[listener]}{path}"
 
     @property
-    def pid(self) -> int | None:
+    def pid(self) -> Optional[int]:
         return self.proc.pid if self.proc is not None else None
 
     @property
-    def pinned_cpu(self) -> str | None:
+    def pinned_cpu(self) -> Optional[str]:
         return self.pin_cpu
 
     def worker_cpu_seconds(self) -> float:
@@ -223,7 +260,8 @@ class Nginx:
             raise RuntimeError("nginx is not running")
         return proc_cpu_seconds(self.worker_pid)
 
-    def body_size(self, path: str) -> int:
+    @staticmethod
+    def body_size(path: str) -> int:
         """Size of the file served at ``path`` (``/small``, ``/1k``, ``/16m``)."""
         name = path.lstrip("/")
         return BIG_SIZE if name == BIG_NAME else len(FILES[name])
@@ -231,8 +269,8 @@ class Nginx:
     # -- internals
 
     def _prepare(self) -> None:
-        assert self.root is not None
-        for sub in ("html", "logs", "temp"):
+        assert self.root is not None and self.binary is not None
+        for sub in ("html", "logs", "temp", "tls"):
             os.makedirs(os.path.join(self.root, sub))
         for name, data in FILES.items():
             with open(os.path.join(self.root, "html", name), "wb") as f:
@@ -240,6 +278,11 @@ class Nginx:
         with open(os.path.join(self.root, "html", BIG_NAME), "wb") as f:
             block = bytes(range(256)) * 4096  # 1 MiB
             f.writelines(block for _ in range(BIG_SIZE // len(block)))
+        if self.tls:
+            tls_dir = os.path.join(self.root, "tls")
+            made = certs.make(tls_dir)
+            self.cafile, self.cert_tool = made.cafile, made.tool
+            self._cert, self._key = made.certfile, made.keyfile
         # A worker started by root drops to an unprivileged user unless told not
         # to; it then could not read this private directory.
         os.chmod(self.root, 0o755)
@@ -250,8 +293,22 @@ class Nginx:
     def _write_config(self) -> None:
         assert self.root is not None
         user = "user root root;" if os.geteuid() == 0 else ""
+        servers = []
+        for name, port in self.ports.items():
+            requests, timeout = LISTENERS[name]
+            tls = TLS.format(cert=self._cert, key=self._key) if name == "tls" else ""
+            servers.append(
+                SERVER.format(
+                    port=port,
+                    ssl=" ssl" if name == "tls" else "",
+                    root=self.root,
+                    requests=requests,
+                    timeout=timeout,
+                    tls=tls,
+                )
+            )
         with open(os.path.join(self.root, "nginx.conf"), "w") as f:
-            f.write(CONFIG.format(root=self.root, port=self.port, user=user))
+            f.write(CONFIG.format(root=self.root, user=user, servers="".join(servers)))
         open(os.path.join(self.root, "logs", "error.log"), "w").close()
 
     def _error_log(self) -> str:
@@ -263,7 +320,7 @@ class Nginx:
             return ""
 
     def _launch(self) -> bool:
-        """Start nginx and wait until it accepts; False if it exited."""
+        """Start nginx and wait until every listener accepts; False if it exited."""
         assert self.root is not None and self.binary is not None
         cmd = [
             self.binary,
@@ -285,26 +342,32 @@ class Nginx:
                 self.proc = None
                 return False
             workers = _children(self.proc.pid)
-            if workers and self._accepts():
+            if workers and all(self._accepts(port) for port in self.ports.values()):
                 self.worker_pid = workers[0]
                 return True
             time.sleep(0.02)
         raise RuntimeError(f"nginx did not accept within {self.start_timeout}s")
 
-    def _accepts(self) -> bool:
+    @staticmethod
+    def _accepts(port: int) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return True
         except OSError:
             return False
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: Optional[list[str]] = None) -> int:
+    """Start nginx by hand and print its URLs."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fasttransport.bench.nginx", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--seconds", type=float, default=600, help="serve this long")
+    parser.add_argument("--tls", action="store_true", help="add the TLS listener")
     args = parser.parse_args(argv)
     try:
-        server = Nginx()
+        server = Nginx(tls=args.tls)
+        server.start()
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -313,8 +376,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{server.version} pid {server.pid} worker {server.worker_pid}, "
             f"pinned to CPU {server.pinned_cpu}"
         )
-        for path in ("/small", "/1k", "/16m"):
-            print(f"  {server.url(path)}")
+        for listener in server.ports:
+            for path in ("/small", "/1k", "/16m"):
+                print(f"  {listener:6s} {server.url(path, listener)}")
+        if server.cafile:
+            print(f"  CA file: {server.cafile}")
         started = server.worker_cpu_seconds()
         try:
             time.sleep(args.seconds)
