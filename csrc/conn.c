@@ -263,6 +263,7 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
     int writing = rt->nwritten < total;
     int write_failed = 0, write_errno = 0;
     int readable = c->rpos < c->wpos;   /* leftover bytes? parse them first */
+    char ebuf[128];
     size_t limit = t->cfg.max_response_header_bytes;
 
     for (;;) {
@@ -307,15 +308,15 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
                 if (rt->got_response_bytes)
                     return fail(t, rt, FT_E_PROTOCOL, BROKEN "unexpected EOF");
                 if (write_failed && write_errno != EPIPE && write_errno != ECONNRESET)
-                    return fail(t, rt, FT_E_PROTOCOL, "write: %s", strerror(write_errno));
+                    return fail(t, rt, FT_E_PROTOCOL, "write: %s", ft_errstr(write_errno, ebuf, sizeof ebuf));
                 return fail(t, rt, FT_E_PROTOCOL, "EOF");
             }
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 if (rt->got_response_bytes)
-                    return fail(t, rt, FT_E_PROTOCOL, BROKEN "read: %s", strerror(errno));
-                return fail(t, rt, FT_E_PROTOCOL, "read: %s", strerror(errno));
+                    return fail(t, rt, FT_E_PROTOCOL, BROKEN "read: %s", ft_errstr(errno, ebuf, sizeof ebuf));
+                return fail(t, rt, FT_E_PROTOCOL, "read: %s", ft_errstr(errno, ebuf, sizeof ebuf));
             }
             readable = 0;
         }
@@ -465,6 +466,7 @@ static int body_wait(ft_transport *t, ft_rt *rt, int64_t slice_end)
 /* recv into dst; >0 bytes, 0 EOF, FT_R_AGAIN if none yet, FT_R_FAIL on error */
 static ssize_t body_recv(ft_transport *t, ft_rt *rt, char *dst, size_t n)
 {
+    char ebuf[128];
     for (;;) {
         ssize_t r = recv(rt->conn->fd, dst, n, MSG_DONTWAIT);
         if (r >= 0)
@@ -473,7 +475,7 @@ static ssize_t body_recv(ft_transport *t, ft_rt *rt, char *dst, size_t n)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return FT_R_AGAIN;
-        return fail(t, rt, FT_E_PROTOCOL, "read: %s", strerror(errno));
+        return fail(t, rt, FT_E_PROTOCOL, "read: %s", ft_errstr(errno, ebuf, sizeof ebuf));
     }
 }
 

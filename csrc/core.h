@@ -192,6 +192,13 @@ void ft_transport_free(ft_transport *t);
 void ft_transport_close_idle(ft_transport *t);
 void ft_transport_stats(ft_transport *t, ft_stats *out);
 
+/* Per-key view: up to cap entries; returns how many keys there are. */
+typedef struct {
+    char key[256];
+    int conns, idle, waiting;
+} ft_host_stat;
+size_t ft_transport_hosts(ft_transport *t, ft_host_stat *out, size_t cap);
+
 /* ---- exchanges ---- */
 void ft_rt_init(ft_rt *rt);
 /* Advance the exchange until the response head is read (FT_R_DONE), it

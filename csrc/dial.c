@@ -45,13 +45,13 @@ void ft_dial_fail(ft_transport *t, ft_dial *d, int code, const char *msg)
 static void try_next(ft_transport *t, ft_dial *d)
 {
     ft_conn *c = d->c;
-    char addr[80];
+    char addr[80], ebuf[128];
     while (d->next) {
         int pending = 0;
         int fd = ft_connect_start(d->next, &pending);
         if (fd < 0) {
             ft_addr_str(d->next, addr, sizeof addr);
-            snprintf(d->err, sizeof d->err, "dial tcp %s: connect: %s", addr, strerror(-fd));
+            snprintf(d->err, sizeof d->err, "dial tcp %s: connect: %s", addr, ft_errstr(-fd, ebuf, sizeof ebuf));
             d->err_code = FT_E_CONNECT;
             d->next = d->next->ai_next;
             continue;
@@ -87,7 +87,7 @@ void ft_dial_begin(ft_transport *t, ft_dial *d)
 void ft_dial_on_event(ft_transport *t, ft_dial *d)
 {
     ft_conn *c = d->c;
-    char addr[80];
+    char addr[80], ebuf[128];
     int e = ft_connect_result(c->fd);
     if (e == 0) {
         dial_succeeded(t, d);
@@ -95,7 +95,7 @@ void ft_dial_on_event(ft_transport *t, ft_dial *d)
     }
     ft_engine_unwatch(c->engine, c);
     ft_addr_str(d->next, addr, sizeof addr);
-    snprintf(d->err, sizeof d->err, "dial tcp %s: connect: %s", addr, strerror(e));
+    snprintf(d->err, sizeof d->err, "dial tcp %s: connect: %s", addr, ft_errstr(e, ebuf, sizeof ebuf));
     d->err_code = FT_E_CONNECT;
     close(c->fd);
     c->fd = -1;

@@ -802,3 +802,21 @@ void ft_transport_stats(ft_transport *t, ft_stats *out)
     *out = t->st;
     pthread_mutex_unlock(&t->mu);
 }
+
+size_t ft_transport_hosts(ft_transport *t, ft_host_stat *out, size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->hosts_cap; i++) {
+        for (ft_hostpool *hp = t->hosts[i]; hp; hp = hp->next, n++) {
+            if (n >= cap)
+                continue;
+            snprintf(out[n].key, sizeof out[n].key, "%s", hp->key);
+            out[n].conns = hp->nconns;
+            out[n].idle = hp->nidle;
+            out[n].waiting = hp->nwait;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}

@@ -101,6 +101,16 @@ int ft_ms_until(int64_t deadline, int64_t now, int cap_ms)
     return (int)ms;
 }
 
+const char *ft_errstr(int e, char *buf, size_t cap)
+{
+    char tmp[128];
+    const char *m = strerror_r(e, tmp, sizeof tmp);   /* GNU form */
+    snprintf(buf, cap, "%s", m);
+    if (buf[0] >= 'A' && buf[0] <= 'Z')
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
 void ft_addr_str(const struct addrinfo *ai, char *out, size_t outcap)
 {
     char ip[INET6_ADDRSTRLEN] = "?";

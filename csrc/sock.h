@@ -33,6 +33,10 @@ int ft_wait_fd(int fd, short events, int timeout_ms);
 /* Milliseconds to wait until `deadline` (0 = none), capped at cap_ms. */
 int ft_ms_until(int64_t deadline, int64_t now, int cap_ms);
 
+/* Go's text for an errno: the C library's, first letter lower-cased
+ * ("connection refused", "connection reset by peer", "broken pipe"). */
+const char *ft_errstr(int e, char *buf, size_t cap);
+
 /* "ip:port" (or "[ip6]:port") of an address, for error texts. */
 void ft_addr_str(const struct addrinfo *ai, char *out, size_t outcap);
 

@@ -129,7 +129,7 @@ def test_connection_refused(transport):
     url = f"http://127.0.0.1:{port}/x"
     with pytest.raises(ft.ConnectError) as ei:
         transport.round_trip(ft.Request("GET", url))
-    assert str(ei.value) == f'Get "{url}": dial tcp 127.0.0.1:{port}: connect: Connection refused'
+    assert str(ei.value) == f'Get "{url}": dial tcp 127.0.0.1:{port}: connect: connection refused'
     s = transport.stats()
     assert s.open_conns == 0 and s.active_conns == 0
 

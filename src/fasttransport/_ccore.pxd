@@ -74,6 +74,10 @@ cdef extern from "core.h" nogil:
     void ft_transport_free(ft_transport *t)
     void ft_transport_close_idle(ft_transport *t)
     void ft_transport_stats(ft_transport *t, ft_stats *out)
+    ctypedef struct ft_host_stat:
+        char key[256]
+        int conns, idle, waiting
+    size_t ft_transport_hosts(ft_transport *t, ft_host_stat *out, size_t cap)
 
     void ft_rt_init(ft_rt *rt)
     int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)

@@ -12,6 +12,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.buffer cimport PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
@@ -115,6 +116,23 @@ cdef class CoreTransport:
         cdef ft_stats s
         ft_transport_stats(self.t, &s)
         return s
+
+    def hosts(self):
+        """{key: (conns, idle, waiting)} for every connection key."""
+        cdef size_t cap = 64, n, i
+        cdef ft_host_stat *buf
+        while True:
+            buf = <ft_host_stat *>PyMem_Malloc(cap * sizeof(ft_host_stat))
+            if buf == NULL:
+                raise MemoryError()
+            try:
+                n = ft_transport_hosts(self.t, buf, cap)
+                if n <= cap:
+                    return {(<bytes>buf[i].key).decode("latin-1"):
+                            (buf[i].conns, buf[i].idle, buf[i].waiting) for i in range(n)}
+            finally:
+                PyMem_Free(buf)
+            cap = n + 16
 
     def __dealloc__(self):
         if self.t != NULL:

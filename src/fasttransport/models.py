@@ -166,11 +166,16 @@ class _URL:
         if scheme not in _DEFAULT_PORTS:
             what = parts.scheme if parts.scheme else ""
             raise InvalidRequest(f'unsupported protocol scheme "{what}"', url=raw)
-        host = parts.hostname or ""
+        # The host as written: Go's canonicalAddr keeps ASCII case (the pool
+        # key of "Example.com" differs from "example.com"); non-ASCII names go
+        # through IDNA (Go: idna.ToASCII).
+        hostport_raw = parts.netloc.rpartition("@")[2]
+        if hostport_raw.startswith("["):
+            host = hostport_raw[1:].partition("]")[0]
+        else:
+            host = hostport_raw.partition(":")[0]
         if not host:
             raise InvalidRequest("http: no Host in request URL", url=raw)
-        # hostname lower-cases; Go keeps ASCII case, but DNS does not care.
-        # Non-ASCII names go through IDNA (Go: idna.ToASCII).
         try:
             host.encode("ascii")
         except UnicodeEncodeError:

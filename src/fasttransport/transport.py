@@ -254,6 +254,13 @@ class Transport:
     def stats(self) -> TransportStats:
         return TransportStats(**self._core.stats())
 
+    def host_stats(self) -> dict:
+        """Per connection key ("scheme://host:port"): a dict with ``conns``
+        (dialing + in use + idle + draining, what max_conns_per_host limits),
+        ``idle`` and ``waiting`` (requests waiting for a connection)."""
+        return {k: {"conns": c, "idle": i, "waiting": w}
+                for k, (c, i, w) in self._core.hosts().items()}
+
     def __enter__(self) -> "Transport":
         return self
 

@@ -1,399 +1,549 @@
-"""Sequential small GETs over one keep-alive connection, client against client.
+"""The clients under test, each wrapped the same way.
 
-The driver starts a private nginx (``nginx.py``, pinned to CPU 1), then runs
-every client ``--reps`` times, interleaved (rep 1 of each client, then rep 2,
-...), each run in a fresh Python process pinned to CPU 0.  A run makes
-``--warmup`` requests, then times ``--n`` more, reading every body fully.
+Every adapter builds its client for one :class:`Target` and exposes what a
+scenario needs; imports happen inside, in the worker process, so a missing
+library fails only its own row (``ImportError``).
 
-Per run the worker measures, around its timed loop only:
+- ``sync(target)`` -> ``(fetch, close)``: one request at a time; ``fetch()``
+  returns the whole body as ``bytes``.
+- ``threaded(target, threads)`` -> ``(per_thread, close)``: ``per_thread()``
+  runs in each worker thread and returns that thread's ``fetch``. Thread-safe
+  clients return one shared fetch (one client object for every thread);
+  the others build one connection or session per thread (``sharing`` says
+  which).
+- ``async_session(target, concurrency)`` (aiohttp): an async context manager
+  yielding an async ``fetch``; ``concurrency`` tasks share it.
+- ``multi(target, handles)`` (pycurl): a :class:`CurlMultiRunner`.
+- ``hold(target, count, ready, held)``: open ``count`` keep-alive connections
+  at once (``count`` responses open together), read every body so that all of
+  them go idle in the client's pool, call ``held()`` while they are held, then
+  close. ``ready()`` is called once the client exists, before any request.
 
-- CPU µs per request: ``getrusage(RUSAGE_SELF)`` user + system, all threads;
-- requests per second (wall clock);
-- voluntary context switches per request (``ru_nvcsw``).
-
-The driver adds nginx's worker CPU per request, so a saturated server shows.
-Results: a markdown table on stdout and in ``results/seq.md``, raw runs in
-``results/seq.json``.  A client that is not installed or fails is reported in
-its row; the others still run.
-
-    python benchmarks/bench_seq.py [--n 20000] [--reps 5] [--clients a,b,...]
+Every body is read completely and returned as ``bytes``; nothing is
+configured beyond what a user would set to reach the server (a CA file for
+TLS, pool sizes for the concurrent and scale scenarios).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import os
+import contextlib
+import io
 import platform
-import resource
-import shutil
-import statistics
-import subprocess
-import sys
+import ssl
 import time
-from typing import Any, Callable
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import nginx  # noqa: E402 - the benchmark directory is not a package
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional
+from urllib.parse import urlsplit
 
 Fetch = Callable[[], bytes]
+AsyncFetch = Callable[[], Awaitable[bytes]]
+Close = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a worker sends its requests."""
+
+    url: str
+    cafile: Optional[str] = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.cafile)
+
+
+class Adapter:
+    """Base: a client that supports none of the request styles."""
+
+    name = ""
+    #: How threads share the client in the concurrent scenario.
+    sharing = ""
+
+    def version(self) -> str:
+        return ""
+
+    def sync(self, target: Target) -> tuple[Fetch, Close]:
+        raise NotImplementedError
+
+    def threaded(self, target: Target, threads: int) -> tuple[Callable[[], Fetch], Close]:
+        raise NotImplementedError
+
+    def hold(
+        self, target: Target, count: int, ready: Callable[[], None], held: Callable[[], None]
+    ) -> None:
+        raise NotImplementedError
+
+
+def _one_per_thread(adapter: Adapter, target: Target) -> tuple[Callable[[], Fetch], Close]:
+    """For clients that are not thread-safe: each thread builds its own ``sync`` client."""
+    closers: list[Close] = []
+
+    def per_thread() -> Fetch:
+        fetch, close = adapter.sync(target)
+        closers.append(close)  # list.append is atomic
+        return fetch
+
+    def close_all() -> None:
+        for close in closers:
+            close()
+
+    return per_thread, close_all
+
 
 # ---------------------------------------------------------------------------
-# Clients: each builds (fetch, close, version) for one URL.  Imports happen
-# inside, in the worker process, so a missing library fails only its own row.
+# fasttransport
 
 
-def _fasttransport(url: str) -> tuple[Fetch, Callable[[], None], str]:
-    import fasttransport as ft
+class FastTransport(Adapter):
+    """``ft.Client().get(url).content``; one Client shared by every thread."""
 
-    client = ft.Client()
+    name = "fasttransport"
+    sharing = "one Client shared by all threads"
 
-    def fetch() -> bytes:
-        return client.get(url).content
+    def version(self) -> str:
+        import fasttransport as ft
 
-    return fetch, client.close, getattr(ft, "__version__", "?")
+        return ft.__version__
 
+    @staticmethod
+    def _transport(target: Target, **kw: Any) -> Any:
+        import fasttransport as ft
 
-def _fasttransport_transport(url: str) -> tuple[Fetch, Callable[[], None], str]:
-    import fasttransport as ft
+        if target.cafile:
+            kw["verify"] = target.cafile
+        return ft.Transport(**kw)
 
-    transport = ft.Transport()
+    def sync(self, target: Target) -> tuple[Fetch, Close]:
+        import fasttransport as ft
 
-    def fetch() -> bytes:
-        response = transport.round_trip(ft.Request("GET", url))
-        body = response.read()
-        response.close()
-        return body
+        client = ft.Client(transport=self._transport(target))
+        get, url = client.get, target.url
 
-    return fetch, transport.close, getattr(ft, "__version__", "?")
+        def fetch() -> bytes:
+            return get(url).content
 
+        def close() -> None:
+            client.close()
+            client.transport.close()
 
-def _http_client(url: str) -> tuple[Fetch, Callable[[], None], str]:
-    import http.client
-    from urllib.parse import urlsplit
+        return fetch, close
 
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port)
-    path = parts.path
+    def threaded(self, target: Target, threads: int) -> tuple[Callable[[], Fetch], Close]:
+        fetch, close = self.sync(target)
+        return (lambda: fetch), close
 
-    def fetch() -> bytes:
-        conn.request("GET", path)
-        return conn.getresponse().read()
+    def hold(
+        self, target: Target, count: int, ready: Callable[[], None], held: Callable[[], None]
+    ) -> None:
+        import fasttransport as ft
 
-    return fetch, conn.close, platform.python_version()
-
-
-def _pycurl(url: str) -> tuple[Fetch, Callable[[], None], str]:
-    import io
-
-    import pycurl
-
-    curl = pycurl.Curl()
-    buf = io.BytesIO()
-    curl.setopt(pycurl.URL, url)
-    curl.setopt(pycurl.WRITEDATA, buf)
-
-    def fetch() -> bytes:
-        buf.seek(0)
-        buf.truncate()
-        curl.perform()
-        return buf.getvalue()
-
-    return fetch, curl.close, pycurl.version.split()[0]
-
-
-def _urllib3(url: str) -> tuple[Fetch, Callable[[], None], str]:
-    import urllib3
-
-    pool = urllib3.PoolManager()
-
-    def fetch() -> bytes:
-        return pool.request("GET", url).data
-
-    return fetch, pool.clear, urllib3.__version__
+        transport = self._transport(
+            target, max_idle_conns=0, max_idle_conns_per_host=count, idle_conn_timeout=600.0
+        )
+        try:
+            ready()
+            responses = [transport.round_trip(ft.Request("GET", target.url)) for _ in range(count)]
+            for response in responses:
+                response.read()
+                response.close()
+            del responses
+            held()
+        finally:
+            transport.close()
 
 
-def _requests(url: str) -> tuple[Fetch, Callable[[], None], str]:
-    import requests
+class FastTransportRoundTrip(FastTransport):
+    """``Transport.round_trip`` without the Client layer (redirects, cookies)."""
 
-    session = requests.Session()
+    name = "fasttransport-transport"
 
-    def fetch() -> bytes:
-        return session.get(url).content
+    def sync(self, target: Target) -> tuple[Fetch, Close]:
+        import fasttransport as ft
 
-    return fetch, session.close, requests.__version__
+        transport = self._transport(target)
+        round_trip, url, request = transport.round_trip, target.url, ft.Request
+
+        def fetch() -> bytes:
+            response = round_trip(request("GET", url))
+            body = response.read()
+            response.close()
+            return body
+
+        return fetch, transport.close
 
 
-CLIENTS: dict[str, Callable[[str], tuple[Fetch, Callable[[], None], str]]] = {
-    "fasttransport": _fasttransport,
-    "fasttransport-transport": _fasttransport_transport,
-    "http.client": _http_client,
-    "pycurl": _pycurl,
-    "urllib3": _urllib3,
-    "requests": _requests,
+# ---------------------------------------------------------------------------
+# the standard library
+
+
+class HttpClient(Adapter):
+    """One ``http.client.HTTPConnection``: ``request`` + ``getresponse().read()``."""
+
+    name = "http.client"
+    sharing = "one HTTPConnection per thread"
+
+    def version(self) -> str:
+        return platform.python_version()
+
+    def sync(self, target: Target) -> tuple[Fetch, Close]:
+        import http.client
+
+        parts = urlsplit(target.url)
+        if parts.scheme == "https":
+            conn: Any = http.client.HTTPSConnection(
+                parts.hostname, parts.port, context=target.ssl_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port)
+        path = parts.path
+        request, getresponse = conn.request, conn.getresponse
+
+        def fetch() -> bytes:
+            request("GET", path)
+            return getresponse().read()
+
+        return fetch, conn.close
+
+    def threaded(self, target: Target, threads: int) -> tuple[Callable[[], Fetch], Close]:
+        return _one_per_thread(self, target)
+
+
+# ---------------------------------------------------------------------------
+# urllib3, requests, httpx
+
+
+class Urllib3(Adapter):
+    """``PoolManager().request("GET", url).data``; one PoolManager for all threads."""
+
+    name = "urllib3"
+    sharing = "one PoolManager(maxsize=32) shared by all threads"
+
+    def version(self) -> str:
+        import urllib3
+
+        return urllib3.__version__
+
+    @staticmethod
+    def _pool(target: Target, **kw: Any) -> Any:
+        import urllib3
+
+        if target.cafile:
+            kw["ca_certs"] = target.cafile
+        return urllib3.PoolManager(**kw)
+
+    def sync(self, target: Target) -> tuple[Fetch, Close]:
+        pool = self._pool(target)
+        request, url = pool.request, target.url
+
+        def fetch() -> bytes:
+            return request("GET", url).data
+
+        return fetch, pool.clear
+
+    def threaded(self, target: Target, threads: int) -> tuple[Callable[[], Fetch], Close]:
+        pool = self._pool(target, maxsize=threads)
+        request, url = pool.request, target.url
+
+        def fetch() -> bytes:
+            return request("GET", url).data
+
+        return (lambda: fetch), pool.clear
+
+    def hold(
+        self, target: Target, count: int, ready: Callable[[], None], held: Callable[[], None]
+    ) -> None:
+        pool = self._pool(target, maxsize=count)
+        try:
+            ready()
+            responses = [
+                pool.request("GET", target.url, preload_content=False) for _ in range(count)
+            ]
+            for response in responses:
+                response.read()
+                response.release_conn()
+            del responses
+            held()
+        finally:
+            pool.clear()
+
+
+class Requests(Adapter):
+    """``Session().get(url).content``; one Session per thread (not documented thread-safe)."""
+
+    name = "requests"
+    sharing = "one Session per thread"
+
+    def version(self) -> str:
+        import requests
+
+        return requests.__version__
+
+    def sync(self, target: Target) -> tuple[Fetch, Close]:
+        import requests
+
+        session = requests.Session()
+        if target.cafile:
+            session.verify = target.cafile
+        get, url = session.get, target.url
+
+        def fetch() -> bytes:
+            return get(url).content
+
+        return fetch, session.close
+
+    def threaded(self, target: Target, threads: int) -> tuple[Callable[[], Fetch], Close]:
+        return _one_per_thread(self, target)
+
+
+class Httpx(Adapter):
+    """``httpx.Client().get(url).content``; one Client shared by all threads."""
+
+    name = "httpx"
+    sharing = "one Client (max_connections=32) shared by all threads"
+
+    def version(self) -> str:
+        import httpx
+
+        return httpx.__version__
+
+    @staticmethod
+    def _client(target: Target, **kw: Any) -> Any:
+        import httpx
+
+        if target.cafile:
+            kw["verify"] = target.ssl_context()
+        return httpx.Client(**kw)
+
+    def sync(self, target: Target) -> tuple[Fetch, Close]:
+        client = self._client(target)
+        get, url = client.get, target.url
+
+        def fetch() -> bytes:
+            return get(url).content
+
+        return fetch, client.close
+
+    def threaded(self, target: Target, threads: int) -> tuple[Callable[[], Fetch], Close]:
+        import httpx
+
+        limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
+        client = self._client(target, limits=limits)
+        get, url = client.get, target.url
+
+        def fetch() -> bytes:
+            return get(url).content
+
+        return (lambda: fetch), client.close
+
+    def hold(
+        self, target: Target, count: int, ready: Callable[[], None], held: Callable[[], None]
+    ) -> None:
+        import httpx
+
+        limits = httpx.Limits(
+            max_connections=count, max_keepalive_connections=count, keepalive_expiry=600.0
+        )
+        client = self._client(target, limits=limits)
+        try:
+            ready()
+            responses = [
+                client.send(client.build_request("GET", target.url), stream=True)
+                for _ in range(count)
+            ]
+            for response in responses:
+                response.read()
+                response.close()
+            del responses
+            held()
+        finally:
+            client.close()
+
+
+# ---------------------------------------------------------------------------
+# aiohttp
+
+
+class Aiohttp(Adapter):
+    """``async with session.get(url) as r: await r.read()``; tasks share one ClientSession."""
+
+    name = "aiohttp"
+    sharing = "one ClientSession, 32 tasks on one event loop"
+
+    def version(self) -> str:
+        import aiohttp
+
+        return aiohttp.__version__
+
+    @staticmethod
+    def _session(target: Target, limit: int, **kw: Any) -> Any:
+        import aiohttp
+
+        ssl_arg: Any = target.ssl_context() if target.cafile else True
+        connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ssl=ssl_arg, **kw)
+        return aiohttp.ClientSession(connector=connector)
+
+    @contextlib.asynccontextmanager
+    async def async_session(self, target: Target, concurrency: int) -> AsyncIterator[AsyncFetch]:
+        """An async fetch for ``concurrency`` tasks sharing one session."""
+        session = self._session(target, concurrency)
+        get, url = session.get, target.url
+
+        async def fetch() -> bytes:
+            async with get(url) as response:
+                return await response.read()
+
+        try:
+            yield fetch
+        finally:
+            await session.close()
+
+    def hold(
+        self, target: Target, count: int, ready: Callable[[], None], held: Callable[[], None]
+    ) -> None:
+        import asyncio
+
+        async def run() -> None:
+            session = self._session(target, count, keepalive_timeout=600.0)
+            try:
+                ready()
+                responses = [await session.get(target.url) for _ in range(count)]
+                for response in responses:
+                    await response.read()
+                    response.release()
+                del responses
+                held()
+            finally:
+                await session.close()
+
+        asyncio.run(run())
+
+
+# ---------------------------------------------------------------------------
+# pycurl
+
+
+class Pycurl(Adapter):
+    """One ``Curl`` handle, ``perform()`` into a ``BytesIO``; CurlMulti with 32 handles."""
+
+    name = "pycurl"
+    sharing = "one CurlMulti with 32 easy handles"
+
+    def version(self) -> str:
+        import pycurl
+
+        return pycurl.version.split()[0]
+
+    @staticmethod
+    def _handle(target: Target) -> Any:
+        import pycurl
+
+        curl = pycurl.Curl()
+        curl.setopt(pycurl.URL, target.url)
+        if target.cafile:
+            curl.setopt(pycurl.CAINFO, target.cafile)
+        return curl
+
+    def sync(self, target: Target) -> tuple[Fetch, Close]:
+        import pycurl
+
+        curl = self._handle(target)
+        buf = io.BytesIO()
+        curl.setopt(pycurl.WRITEDATA, buf)
+        perform, seek, truncate, getvalue = curl.perform, buf.seek, buf.truncate, buf.getvalue
+
+        def fetch() -> bytes:
+            seek(0)
+            truncate()
+            perform()
+            return getvalue()
+
+        return fetch, curl.close
+
+    def multi(self, target: Target, handles: int) -> CurlMultiRunner:
+        return CurlMultiRunner(target, handles)
+
+
+class CurlMultiRunner:
+    """``handles`` easy handles driven by one ``CurlMulti`` on one thread.
+
+    ``run(n, deadline, expect)`` performs ``n`` GETs with every handle busy
+    until fewer than ``handles`` remain (a handle that finishes starts the next
+    request); it stops starting new ones once ``time.perf_counter()`` passes
+    ``deadline``. Returns ``(done, errors, bad_bodies, last_error)``.
+    """
+
+    def __init__(self, target: Target, handles: int) -> None:
+        import pycurl
+
+        self._pycurl = pycurl
+        self.multi = pycurl.CurlMulti()
+        self.handles = []
+        for _ in range(handles):
+            curl = Pycurl._handle(target)
+            buf = io.BytesIO()
+            curl.setopt(pycurl.WRITEDATA, buf)
+            curl.buf = buf
+            self.handles.append(curl)
+
+    def run(self, n: int, deadline: float, expect: int) -> tuple[int, int, int, str]:
+        pycurl, multi = self._pycurl, self.multi
+        done = errors = bad = 0
+        last_error = ""
+        remaining = n
+        active = 0
+        clock = time.perf_counter
+
+        def start(curl: Any) -> None:
+            curl.buf.seek(0)
+            curl.buf.truncate()
+            multi.add_handle(curl)
+
+        for curl in self.handles[: min(n, len(self.handles))]:
+            start(curl)
+            remaining -= 1
+            active += 1
+        while active:
+            while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+                pass
+            while True:
+                queued, ok, failed = multi.info_read()
+                finished = list(ok)
+                for curl, errno, message in failed:
+                    errors += 1
+                    last_error = f"pycurl error {errno}: {message}"
+                    finished.append(curl)
+                for curl in ok:
+                    if len(curl.buf.getvalue()) != expect:
+                        bad += 1
+                for curl in finished:
+                    multi.remove_handle(curl)
+                    active -= 1
+                    done += 1
+                    if remaining > 0 and clock() < deadline:
+                        start(curl)
+                        remaining -= 1
+                        active += 1
+                if not queued:
+                    break
+            if active:
+                multi.select(1.0)
+        return done, errors, bad, last_error
+
+    def close(self) -> None:
+        for curl in self.handles:
+            curl.close()
+        self.multi.close()
+
+
+ADAPTERS: dict[str, Adapter] = {
+    a.name: a
+    for a in (
+        FastTransport(),
+        FastTransportRoundTrip(),
+        HttpClient(),
+        Urllib3(),
+        Requests(),
+        Httpx(),
+        Aiohttp(),
+        Pycurl(),
+    )
 }
-
-BASELINES = ("fasttransport", "pycurl")
-
-# ---------------------------------------------------------------------------
-# Worker: one client, one run, one JSON line on stdout.
-
-EXIT_MISSING = 3
-
-
-def run_worker(name: str, url: str, n: int, warmup: int, expect: int) -> int:
-    try:
-        fetch, close, version = CLIENTS[name](url)
-    except ImportError as exc:
-        print(json.dumps({"client": name, "error": f"not installed ({exc})"}))
-        return EXIT_MISSING
-    try:
-        for _ in range(max(1, warmup)):
-            body = fetch()
-            if len(body) != expect:
-                raise RuntimeError(f"body of {len(body)} bytes, expected {expect}")
-        ru0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            body = fetch()
-        t1 = time.perf_counter()
-        ru1 = resource.getrusage(resource.RUSAGE_SELF)
-        if len(body) != expect:
-            raise RuntimeError(f"last body of {len(body)} bytes, expected {expect}")
-        close()
-    except Exception as exc:  # noqa: BLE001 - reported in the client's row
-        print(json.dumps({"client": name, "error": f"{type(exc).__name__}: {exc}"}))
-        return 1
-    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    wall = t1 - t0
-    print(
-        json.dumps(
-            {
-                "client": name,
-                "version": version,
-                "n": n,
-                "wall_s": wall,
-                "cpu_us_per_req": cpu / n * 1e6,
-                "user_us_per_req": (ru1.ru_utime - ru0.ru_utime) / n * 1e6,
-                "sys_us_per_req": (ru1.ru_stime - ru0.ru_stime) / n * 1e6,
-                "req_per_s": n / wall,
-                "nvcsw_per_req": (ru1.ru_nvcsw - ru0.ru_nvcsw) / n,
-                "nivcsw_per_req": (ru1.ru_nivcsw - ru0.ru_nivcsw) / n,
-            }
-        )
-    )
-    return 0
-
-
-# ---------------------------------------------------------------------------
-# Driver
-
-
-def run_one(
-    server: nginx.Nginx, name: str, url: str, args: argparse.Namespace, expect: int
-) -> dict[str, Any]:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--url", url]
-    cmd += ["--n", str(args.n), "--warmup", str(args.warmup), "--expect", str(expect)]
-    if not args.no_pin and nginx.can_pin():
-        cmd = ["taskset", "-c", "0", *cmd]
-    timeout = 120 + args.n * 0.01
-    cpu0 = server.worker_cpu_seconds()
-    try:
-        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"client": name, "error": f"timed out after {timeout:.0f}s"}
-    server_cpu = server.worker_cpu_seconds() - cpu0
-    lines = proc.stdout.strip().splitlines()
-    try:
-        result = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"client": name, "error": f"exit {proc.returncode}: {tail}"}
-    if "error" not in result:
-        per_req = server_cpu / (args.n + args.warmup) * 1e6
-        result["server_us_per_req"] = per_req
-        result["server_busy"] = per_req * result["req_per_s"] / 1e6
-    result["exit"] = proc.returncode
-    return result
-
-
-def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    good = [r for r in runs if "error" not in r]
-    if not good:
-        return {"client": name, "error": runs[-1]["error"] if runs else "not run"}
-
-    def med(key: str) -> float:
-        return statistics.median(r[key] for r in good)
-
-    cpu = [r["cpu_us_per_req"] for r in good]
-    out = {
-        "client": name,
-        "version": good[0].get("version", "?"),
-        "runs": len(good),
-        "cpu_us_per_req": statistics.median(cpu),
-        "cpu_us_min": min(cpu),
-        "cpu_us_max": max(cpu),
-        "req_per_s": med("req_per_s"),
-        "nvcsw_per_req": med("nvcsw_per_req"),
-        "server_us_per_req": med("server_us_per_req"),
-        "server_busy": med("server_busy"),
-    }
-    failed = [r for r in runs if "error" in r]
-    if failed:
-        out["failed_runs"] = len(failed)
-        out["last_error"] = failed[-1]["error"]
-    return out
-
-
-def ratio(summary: dict[str, Any], base: dict[str, Any] | None) -> str:
-    if base is None or "error" in base or "error" in summary:
-        return "—"
-    return f"{summary['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}"
-
-
-def markdown(summaries: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    by_name = {s["client"]: s for s in summaries}
-    lines = [
-        (
-            f"Sequential GET {meta['path']} ({meta['body_bytes']} B body) over one keep-alive "
-            f"connection to nginx: {meta['n']} requests per run after {meta['warmup']} warm-up, "
-            f"{meta['reps']} interleaved runs per client; client pinned to CPU "
-            f"{meta['client_cpu']}, nginx to CPU {meta['server_cpu']}."
-        ),
-        "",
-        (
-            f"{meta['date']} · {meta['cpu_model']} × {meta['nproc']} · Python "
-            f"{meta['python']} · {meta['nginx']}"
-        ),
-        "",
-        (
-            "| client | CPU µs/req median [min–max] | req/s | ctx switches/req "
-            "| CPU × fasttransport | CPU × pycurl | nginx µs/req (busy) |"
-        ),
-        "|---|---|---|---|---|---|---|",
-    ]
-    for s in summaries:
-        if "error" in s:
-            lines.append(f"| {s['client']} | {s['error']} | | | | | |")
-            continue
-        note = f" ({s['failed_runs']} runs failed)" if s.get("failed_runs") else ""
-        lines.append(
-            f"| {s['client']} {s['version']}{note} "
-            f"| {s['cpu_us_per_req']:.1f} [{s['cpu_us_min']:.1f}–{s['cpu_us_max']:.1f}] "
-            f"| {s['req_per_s']:,.0f} | {s['nvcsw_per_req']:.2f} "
-            f"| {ratio(s, by_name.get('fasttransport'))} | {ratio(s, by_name.get('pycurl'))} "
-            f"| {s['server_us_per_req']:.1f} ({s['server_busy']:.0%}) |"
-        )
-    lines += [
-        "",
-        (
-            "CPU is the client process's user + system time (all its threads) over the timed "
-            "loop; ctx switches are voluntary ones (`ru_nvcsw`). nginx busy near 100% means "
-            "the server, not the client, limited req/s."
-        ),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def run_driver(args: argparse.Namespace) -> int:
-    names = [c.strip() for c in args.clients.split(",") if c.strip()]
-    unknown = [c for c in names if c not in CLIENTS]
-    if unknown:
-        print(f"unknown clients: {', '.join(unknown)}; known: {', '.join(CLIENTS)}")
-        return 2
-    try:
-        server = nginx.Nginx(pin_cpu=None if args.no_pin else "1")
-    except RuntimeError as exc:
-        print(exc)
-        return 2
-    pinned = not args.no_pin and nginx.can_pin()
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    with server:
-        url = server.url(args.path)
-        expect = server.body_size(args.path)
-        skip: set[str] = set()
-        for rep in range(args.reps):
-            for name in names:
-                if name in skip:
-                    continue
-                result = run_one(server, name, url, args, expect)
-                runs[name].append(result)
-                if "error" in result:
-                    status = f"error: {result['error']}"
-                    if result.get("exit") == EXIT_MISSING or rep == 0:
-                        skip.add(name)  # fails the same way every time
-                else:
-                    status = (
-                        f"{result['cpu_us_per_req']:.1f} µs CPU/req, "
-                        f"{result['req_per_s']:,.0f} req/s, "
-                        f"{result['nvcsw_per_req']:.2f} ctx/req"
-                    )
-                print(f"rep {rep + 1}/{args.reps} {name:24s} {status}", flush=True)
-        meta = {
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "cpu_model": cpu_model(),
-            "nproc": os.cpu_count(),
-            "python": platform.python_version(),
-            "nginx": server.version.replace("nginx version: ", ""),
-            "path": args.path,
-            "body_bytes": expect,
-            "n": args.n,
-            "warmup": args.warmup,
-            "reps": args.reps,
-            "client_cpu": "0" if pinned else "any",
-            "server_cpu": server.pinned_cpu or "any",
-        }
-    summaries = [summarise(name, runs[name]) for name in names]
-    table = markdown(summaries, meta)
-    print()
-    print(table)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "seq.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "seq.json"), "w") as f:
-        json.dump({"meta": meta, "summary": summaries, "runs": runs}, f, indent=1)
-        f.write("\n")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Sequential keep-alive GETs against nginx, one row per client."
-    )
-    parser.add_argument("--n", type=int, default=20000, help="timed requests per run")
-    parser.add_argument("--warmup", type=int, default=1000, help="untimed requests first")
-    parser.add_argument("--reps", type=int, default=5, help="runs per client, interleaved")
-    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated")
-    parser.add_argument("--path", default="/small", choices=["/small", "/1k", "/16m"])
-    parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--expect", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.n < 1 or args.reps < 1 or args.warmup < 0:
-        parser.error("--n and --reps must be positive, --warmup not negative")
-    if args.worker:
-        return run_worker(args.worker, args.url, args.n, args.warmup, args.expect)
-    if shutil.which("taskset") is None and not args.no_pin:
-        print("taskset not found: running unpinned")
-        args.no_pin = True
-    return run_driver(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

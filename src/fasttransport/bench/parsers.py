@@ -1,7 +1,7 @@
-"""Response-head parser micro-benchmark.
+"""Response-head parsers, measured one head at a time.
 
-Parses one realistic response head (about 390 bytes, 12 fields) again and
-again with:
+One realistic response head (391 bytes, 11 fields) is parsed again and again
+by:
 
 - ``fasttransport._parser.bench_parse(data, n)``: fasttransport's C parser in
   a C loop (no Python per head), which returns ns/head as timed in C;
@@ -9,31 +9,22 @@ again with:
   from Python, building the Python result, one call per head;
 - ``httptools.HttpResponseParser``: ``feed_data`` with ``on_status`` and
   ``on_header`` callbacks collecting the fields, one parser per head;
-- ``h11`` (if installed): a client ``Connection`` receiving the head up to its
-  ``Response`` event, one connection per head.
+- ``h11``: a client ``Connection`` receiving the head up to its ``Response``
+  event, one connection per head.
 
 For httptools and h11 the cost of creating the parser / connection (and for
 h11 of sending the request it needs first) is measured on its own and
-subtracted, so every row is the cost of parsing one head.  Each row is the
-median of ``--reps`` interleaved runs.  Output: a table on stdout and in
-``results/parser.md``.
-
-    python benchmarks/bench_parser.py [--reps 7] [--n 100000]
+subtracted, so every row is the cost of parsing one head. ``PARSERS`` maps a
+row name to ``(factory, how, client)``: the factory checks the parser and
+returns ``measure(n) -> ns per head``; ``client`` is the library the row
+belongs to (for ``--clients``).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import gc
-import os
-import platform
-import statistics
-import sys
 import time
 from typing import Callable
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 HEAD = (
     b"HTTP/1.1 200 OK\r\n"
@@ -71,7 +62,10 @@ def _loop_ns(fn: Callable[[], object], n: int) -> float:
     return (t1 - t0) / n
 
 
-def _empty_loop_ns(n: int) -> float:
+def empty_loop_ns(n: int) -> float:
+    """ns per iteration of a Python loop calling an empty function: the floor
+    of any Python-called row."""
+
     def nothing() -> None:
         return None
 
@@ -168,89 +162,13 @@ def h11_parser() -> Measure:
     return measure
 
 
-PARSERS: dict[str, tuple[Callable[[], Measure], str]] = {
-    "fasttransport C (bench_parse)": (fasttransport_c, "C loop, no Python per head"),
-    "fasttransport parse_response_head": (fasttransport_py, "one Python call per head"),
-    "httptools": (httptools_parser, "feed_data + callbacks; parser creation subtracted"),
-    "h11": (h11_parser, "receive_data + next_event; connection setup subtracted"),
+PARSERS: dict[str, tuple[Callable[[], Measure], str, str]] = {
+    "fasttransport C (bench_parse)": (
+        fasttransport_c, "C loop, no Python per head", "fasttransport"),
+    "fasttransport parse_response_head": (
+        fasttransport_py, "one Python call per head", "fasttransport"),
+    "httptools": (
+        httptools_parser, "feed_data + callbacks; parser creation subtracted", "httptools"),
+    "h11": (h11_parser, "receive_data + next_event; connection setup subtracted", "h11"),
 }
 
-
-def version_of(module: str) -> str:
-    try:
-        mod = __import__(module)
-    except ImportError:
-        return ""
-    return getattr(mod, "__version__", "")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Response-head parser micro-benchmark.")
-    parser.add_argument("--reps", type=int, default=7, help="interleaved runs per parser")
-    parser.add_argument("--n", type=int, default=100_000, help="heads per Python-timed run")
-    parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder")
-    args = parser.parse_args(argv)
-    if args.reps < 1 or args.n < 1:
-        parser.error("--reps and --n must be positive")
-
-    measures: dict[str, Measure] = {}
-    errors: dict[str, str] = {}
-    for name, (factory, _) in PARSERS.items():
-        try:
-            measures[name] = factory()
-        except ImportError as exc:
-            errors[name] = f"not available ({exc})"
-        except Exception as exc:  # noqa: BLE001 - reported in the parser's row
-            errors[name] = f"{type(exc).__name__}: {exc}"
-
-    samples: dict[str, list[float]] = {name: [] for name in measures}
-    baseline = _empty_loop_ns(args.n)
-    for rep in range(args.reps):
-        for name, measure in measures.items():
-            if name in errors:
-                continue
-            try:
-                samples[name].append(measure(args.n))
-            except Exception as exc:  # noqa: BLE001 - reported in the parser's row
-                errors[name] = f"{type(exc).__name__}: {exc}"
-        print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
-
-    c_name = "fasttransport C (bench_parse)"
-    c_median = statistics.median(samples[c_name]) if samples.get(c_name) else None
-    lines = [
-        (
-            f"Parsing one {len(HEAD)}-byte response head with {FIELDS} fields; "
-            f"median of {args.reps} interleaved runs of {args.n} heads "
-            f"(h11: {max(1, args.n // 5)}, bench_parse: {args.n * 10})."
-        ),
-        "",
-        (
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} · "
-            f"Python {platform.python_version()} · httptools {version_of('httptools') or '-'} · "
-            f"h11 {version_of('h11') or '-'} · an empty Python loop iteration with a call "
-            f"costs {baseline:.0f} ns here"
-        ),
-        "",
-        "| parser | ns/head median [min–max] | × fasttransport C | how |",
-        "|---|---|---|---|",
-    ]
-    for name, (_, how) in PARSERS.items():
-        if name in errors or not samples.get(name):
-            lines.append(f"| {name} | {errors.get(name, 'no result')} | | {how} |")
-            continue
-        values = samples[name]
-        med = statistics.median(values)
-        rel = f"{med / c_median:.1f}" if c_median else "—"
-        lines.append(
-            f"| {name} | {med:,.0f} [{min(values):,.0f}–{max(values):,.0f}] | {rel} | {how} |"
-        )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "parser.md"), "w") as f:
-        f.write(table)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

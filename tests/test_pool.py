@@ -1,0 +1,445 @@
+"""Go's connection management (GO_TRANSPORT_SPEC §1-4, §7, §11, §17), one
+test per rule, through the public API against loopback servers. Names follow
+the Go tests they mirror where the spec names one."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from servers import CLOSE, per_connection, response
+
+import fasttransport as ft
+
+OK = response(200, b"ok")
+
+
+def wait_until(pred, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.002)
+    return pred()
+
+
+def conn_of(server, tag):
+    """Index of the server connection that carried the request with ?id=tag."""
+    for idx, req in server.requests:
+        if req.query.get("id") == tag:
+            return idx
+    raise AssertionError(f"no request with id={tag}")
+
+
+class StalledListener:
+    """A listener that accepts one connection (served with `OK` per request)
+    and then stops accepting with a full accept queue, so that further
+    connects stay pending: a dial that cannot finish, deterministically."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fillers = []
+        self.served = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve_one, daemon=True)
+        self._thread.start()
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _serve_one(self):
+        conn, _ = self.sock.accept()
+        self.served.append(conn)
+        conn.settimeout(0.05)
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while b"\r\n\r\n" in buf:
+                _, buf = buf.split(b"\r\n\r\n", 1)
+                conn.sendall(OK)
+
+    def fill_accept_queue(self):
+        """Connect until a connect stays pending: the queue is full."""
+        for _ in range(16):
+            s = socket.socket()
+            s.setblocking(False)
+            self.fillers.append(s)
+            try:
+                s.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            if self._pending(s):
+                return
+        raise AssertionError("could not fill the accept queue")
+
+    @staticmethod
+    def _pending(s):
+        import select
+        _, w, _ = select.select([], [s], [], 0.2)
+        return not w
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        for s in self.fillers + self.served:
+            s.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def stalled():
+    s = StalledListener()
+    yield s
+    s.close()
+
+
+# ---- §1 connection keys -------------------------------------------------
+
+
+def test_key_fills_default_port_and_shares_connection(http_server):
+    with ft.Transport() as t:
+        port = http_server.port
+        t.round_trip(ft.Request("GET", f"http://127.0.0.1:{port}/")).read()
+        t.round_trip(ft.Request("GET", f"http://127.0.0.1:{port}")).read()
+        assert http_server.accepted == 1
+        assert list(t.host_stats()) == [f"http://127.0.0.1:{port}"]
+
+
+def test_key_keeps_ascii_case_of_host(http_server):
+    # Go's canonicalAddr does not lower-case ASCII names: two keys.
+    with ft.Transport() as t:
+        port = http_server.port
+        t.round_trip(ft.Request("GET", f"http://localhost:{port}/")).read()
+        t.round_trip(ft.Request("GET", f"http://LOCALHOST:{port}/")).read()
+        assert http_server.accepted == 2
+        assert set(t.host_stats()) == {f"http://localhost:{port}", f"http://LOCALHOST:{port}"}
+
+
+# ---- §2 getting a connection ----------------------------------------------
+
+
+def test_idle_reuse_is_lifo(http_server):
+    with ft.Transport() as t:
+        held = [t.round_trip(ft.Request("GET", http_server.url(f"/bytes/5?id={i}")))
+                for i in "abc"]
+        for r in held:          # returned a, then b, then c
+            r.read()
+        assert t.stats().idle_conns == 3
+        t.round_trip(ft.Request("GET", http_server.url("/bytes/5?id=next"))).read()
+        assert conn_of(http_server, "next") == conn_of(http_server, "c")
+
+
+def test_late_binding_released_conn_beats_pending_dial(stalled):
+    with ft.Transport(dial_timeout=1.0) as t:
+        a = t.round_trip(ft.Request("GET", stalled.url("/a")))
+        stalled.fill_accept_queue()
+        result = {}
+
+        def second():
+            r = t.round_trip(ft.Request("GET", stalled.url("/b")))
+            result["body"] = r.read()
+
+        th = threading.Thread(target=second)
+        th.start()
+        assert wait_until(lambda: t.stats().dialing_conns == 1
+                          and t.stats().waiting_requests == 1)
+        assert a.read() == b"ok"          # released: handed to the waiter
+        th.join(5)
+        assert result["body"] == b"ok"
+        assert len(stalled.served) == 1
+        # the losing dial fails later; nobody waits for it, nobody sees it
+        assert wait_until(lambda: t.stats().dial_errors == 1, timeout=3)
+        s = t.stats()
+        assert s.open_conns == 1 and s.idle_conns == 1 and s.dialing_conns == 0
+
+
+def test_cancelled_wait_leaves_its_dial_running(stalled):
+    with ft.Transport(dial_timeout=5.0) as t:
+        t.round_trip(ft.Request("GET", stalled.url("/a"))).read()
+        t.close_idle_connections()
+        stalled.fill_accept_queue()
+        c = ft.Client(transport=t)
+        with pytest.raises(ft.ConnectTimeout):
+            c.get(stalled.url("/x"), timeout=0.2)
+        s = t.stats()
+        assert s.dialing_conns == 1 and s.waiting_requests == 0
+        # close_idle_connections aborts dials whose requester has gone away
+        t.close_idle_connections()
+        assert wait_until(lambda: t.stats().dialing_conns == 0, timeout=1)
+        assert t.stats().open_conns == 0
+
+
+def test_dial_error_reaches_the_waiter():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with ft.Transport() as t:
+        with pytest.raises(ft.ConnectError, match="connection refused"):
+            t.round_trip(ft.Request("GET", f"http://127.0.0.1:{port}/"))
+        st = t.stats()
+        assert st.dial_errors == 1 and st.open_conns == 0 and st.waiting_requests == 0
+        assert t.host_stats() == {}
+
+
+# ---- §3 max_conns_per_host --------------------------------------------------
+
+
+def test_max_conns_per_host_bounds_connections(http_server):
+    errors = []
+    with ft.Transport(max_conns_per_host=2) as t:
+        c = ft.Client(transport=t)
+
+        def worker():
+            for _ in range(25):
+                r = c.get(http_server.url("/bytes/100"))
+                if len(r.content) != 100:
+                    errors.append(r)
+
+        ths = [threading.Thread(target=worker) for _ in range(8)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join(60)
+        assert not errors
+        assert http_server.max_concurrent <= 2
+        assert t.stats().requests == 200
+        assert t.host_stats()[http_server.base_url]["conns"] <= 2
+
+
+def test_unclosed_body_keeps_its_slot_pool_timeout(http_server):
+    # The Go lesson: with a limit of 1, a body never closed blocks the host.
+    with ft.Transport(max_conns_per_host=1) as t:
+        c = ft.Client(transport=t)
+        held = c.get(http_server.url("/bytes/10"), stream=True)
+        t0 = time.monotonic()
+        with pytest.raises(ft.PoolTimeout) as ei:
+            c.get(http_server.url("/"), timeout=0.2)
+        assert time.monotonic() - t0 < 1.5
+        msg = str(ei.value)
+        assert msg.startswith(f'Get "{http_server.url("/")}": ')
+        assert f"127.0.0.1:{http_server.port}" in msg and "max_conns_per_host=1" in msg
+        assert isinstance(ei.value, TimeoutError)
+        held.close()
+        assert c.get(http_server.url("/")).content == b"hello"
+        assert http_server.accepted == 1
+
+
+def test_waiters_served_fifo(http_server):
+    with ft.Transport(max_conns_per_host=1) as t:
+        first = t.round_trip(ft.Request("GET", http_server.url("/bytes/3")))
+        order = []
+
+        def waiter(name):
+            r = t.round_trip(ft.Request("GET", http_server.url("/bytes/3")))
+            order.append(name)
+            r.read()
+
+        ths = []
+        for i, name in enumerate(["b", "c", "d"]):
+            th = threading.Thread(target=waiter, args=(name,))
+            th.start()
+            ths.append(th)
+            assert wait_until(lambda n=i + 1: t.stats().waiting_requests == n)
+        first.read()
+        for th in ths:
+            th.join(10)
+        assert order == ["b", "c", "d"]
+        assert http_server.accepted == 1
+
+
+def test_waiter_that_gave_up_is_skipped(http_server):
+    with ft.Transport(max_conns_per_host=1) as t:
+        c = ft.Client(transport=t)
+        first = t.round_trip(ft.Request("GET", http_server.url("/bytes/3")))
+        with pytest.raises(ft.PoolTimeout):
+            c.get(http_server.url("/"), timeout=0.1)
+        got = {}
+        th = threading.Thread(target=lambda: got.setdefault("r", c.get(http_server.url("/"))))
+        th.start()
+        assert wait_until(lambda: t.stats().waiting_requests == 1)
+        first.read()
+        th.join(5)
+        assert got["r"].content == b"hello"
+        assert t.stats().waiting_requests == 0
+
+
+def test_closed_connection_passes_its_slot_to_a_waiter(scripted_server):
+    srv = scripted_server([response(200, b"x", [("Connection", "close")]), CLOSE])
+    with ft.Transport(max_conns_per_host=1) as t:
+        first = t.round_trip(ft.Request("GET", srv.url("/")))
+        got = {}
+        th = threading.Thread(
+            target=lambda: got.setdefault("b", t.round_trip(ft.Request("GET", srv.url("/")))))
+        th.start()
+        assert wait_until(lambda: t.stats().waiting_requests == 1)
+        assert first.read() == b"x"     # Connection: close -> closed -> slot to the waiter
+        th.join(5)
+        assert got["b"].read() == b"x"
+        assert srv.accepted == 2
+
+
+# ---- §4 idle pool -------------------------------------------------------------
+
+
+def test_max_idle_conns_evicts_globally_oldest(scripted_server):
+    servers = [scripted_server([OK]) for _ in range(3)]
+    with ft.Transport(max_idle_conns=2) as t:
+        for srv in servers:
+            t.round_trip(ft.Request("GET", srv.url("/"))).read()
+        s = t.stats()
+        assert s.idle_conns == 2 and s.open_conns == 2
+        # the first host's connection, the oldest idle one, was closed
+        assert servers[0].wait_for(lambda: servers[0].open_conns == 0, timeout=3)
+        assert set(t.host_stats()) == {servers[1].base_url, servers[2].base_url}
+
+
+def test_unsolicited_bytes_on_idle_connection_close_it(scripted_server):
+    def handler(conn):
+        conn.read_request()
+        conn.send(OK)
+        conn.sleep(0.05)
+        conn.send(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+        conn.sleep(2)
+
+    srv = scripted_server(per_connection(handler, [OK]))
+    with ft.Transport() as t:
+        t.round_trip(ft.Request("GET", srv.url("/"))).read()
+        assert wait_until(lambda: t.stats().open_conns == 0)
+        assert t.stats().idle_closed_by_peer == 1
+        assert t.round_trip(ft.Request("GET", srv.url("/"))).read() == b"ok"
+
+
+def test_bytes_after_body_make_connection_unusable(scripted_server):
+    srv = scripted_server([OK + b"HTTP/1.1 200 OK\r\n"])
+    with ft.Transport() as t:
+        assert t.round_trip(ft.Request("GET", srv.url("/"))).read() == b"ok"
+        assert t.stats().open_conns == 0
+
+
+# ---- §7 reuse rules --------------------------------------------------------------
+
+
+def test_request_connection_close_header_not_reused(http_server):
+    with ft.Transport() as t:
+        r = t.round_trip(ft.Request("GET", http_server.url("/"), headers={"Connection": "close"}))
+        r.read()
+        assert t.stats().open_conns == 0
+        _, req = http_server.requests[-1]
+        assert req.header_list("Connection") == ["close"]
+
+
+def test_early_response_before_body_written_not_reused(scripted_server):
+    def handler(conn):
+        conn.read_request(body=False)
+        conn.send(response(413, b"too big"))
+        conn.sleep(2)
+
+    srv = scripted_server(per_connection(handler, [OK]))
+    with ft.Transport() as t:
+        body = b"x" * (8 << 20)
+        r = t.round_trip(ft.Request("POST", srv.url("/upload"), content=body))
+        assert r.status_code == 413 and r.read() == b"too big"
+        assert t.stats().open_conns == 0
+        assert t.round_trip(ft.Request("GET", srv.url("/"))).read() == b"ok"
+        assert srv.accepted == 2
+
+
+def test_101_switching_protocols_not_pooled(scripted_server):
+    srv = scripted_server([b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+                           b"Connection: upgrade\r\n\r\n"])
+    with ft.Transport() as t:
+        r = t.round_trip(ft.Request("GET", srv.url("/")))
+        assert r.status_code == 101
+        r.close()
+        assert t.stats().open_conns == 0 and t.stats().idle_conns == 0
+
+
+# ---- §11 retries -------------------------------------------------------------------
+
+
+def _stale_after_first():
+    """Connection 0 answers once, then reads the next request and hangs up
+    without a byte; later connections answer normally."""
+    return per_connection([OK, b"", CLOSE], [OK])
+
+
+@pytest.mark.parametrize("method,headers", [
+    ("GET", {}), ("HEAD", {}), ("OPTIONS", {}), ("POST", {"Idempotency-Key": "k1"}),
+    ("PUT", {"X-Idempotency-Key": "k2"}),
+])
+def test_replayable_request_retried_on_new_connection(scripted_server, method, headers):
+    srv = scripted_server(_stale_after_first())
+    with ft.Transport() as t:
+        t.round_trip(ft.Request("GET", srv.url("/"))).read()
+        r = t.round_trip(ft.Request(method, srv.url("/again"), headers=headers,
+                                    content=b"data" if method in ("POST", "PUT") else None))
+        assert r.status_code == 200
+        r.read()
+        assert srv.accepted == 2
+        # the request reached the server twice: once on each connection
+        assert [i for i, q in srv.requests if q.target == "/again"] == [0, 1]
+
+
+def test_post_without_key_not_retried(scripted_server):
+    srv = scripted_server(_stale_after_first())
+    with ft.Transport() as t:
+        t.round_trip(ft.Request("GET", srv.url("/"))).read()
+        with pytest.raises(ft.RemoteProtocolError) as ei:
+            t.round_trip(ft.Request("POST", srv.url("/p"), content=b"data"))
+        assert str(ei.value) == f'Post "{srv.url("/p")}": EOF'
+        assert srv.accepted == 1
+
+
+def test_fresh_connection_never_retried(scripted_server):
+    srv = scripted_server([b"", CLOSE])
+    with ft.Transport() as t:
+        with pytest.raises(ft.RemoteProtocolError, match=": EOF$"):
+            t.round_trip(ft.Request("GET", srv.url("/")))
+        assert srv.accepted == 1
+
+
+def test_failure_after_response_bytes_not_retried(scripted_server):
+    srv = scripted_server(per_connection([OK, b"HTTP/1.1 200 OK\r\nX-Partial", CLOSE], [OK]))
+    with ft.Transport() as t:
+        t.round_trip(ft.Request("GET", srv.url("/"))).read()
+        with pytest.raises(ft.RemoteProtocolError, match="unexpected EOF"):
+            t.round_trip(ft.Request("GET", srv.url("/")))
+        assert srv.accepted == 1
+
+
+# ---- §17 close_idle_connections ---------------------------------------------------
+
+
+def test_close_idle_conns_then_return(http_server):
+    # TestTransportCloseIdleConnsThenReturn
+    with ft.Transport() as t:
+        held = t.round_trip(ft.Request("GET", http_server.url("/bytes/5")))
+        t.close_idle_connections()
+        held.read()                  # finishes after closeIdle: closed, not pooled
+        assert t.stats().open_conns == 0
+        t.round_trip(ft.Request("GET", http_server.url("/bytes/5"))).read()
+        assert t.stats().idle_conns == 1   # a request arrived: pooling again
+
+
+def test_close_idle_leaves_in_use_alone(http_server):
+    with ft.Transport() as t:
+        t.round_trip(ft.Request("GET", http_server.url("/"))).read()
+        held = t.round_trip(ft.Request("GET", http_server.url(f"/bytes/{1 << 20}")))
+        t.close_idle_connections()
+        s = t.stats()
+        assert s.idle_conns == 0 and s.active_conns == 1
+        assert len(held.read()) == 1 << 20
