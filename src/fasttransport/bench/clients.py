@@ -15,9 +15,11 @@ library fails only its own row (``ImportError``).
   yielding an async ``fetch``; ``concurrency`` tasks share it.
 - ``multi(target, handles)`` (pycurl): a :class:`CurlMultiRunner`.
 - ``hold(target, count, ready, held)``: open ``count`` keep-alive connections
-  at once (``count`` responses open together), read every body so that all of
-  them go idle in the client's pool, call ``held()`` while they are held, then
-  close. ``ready()`` is called once the client exists, before any request.
+  at once (``count`` responses open together; for aiohttp ``count`` requests
+  started together), read every body so that all of them go idle in the
+  client's pool, call ``held()`` while they are held, then
+  close. ``ready()`` is called once the client exists, before any request;
+  no new connection is opened once ``time.perf_counter()`` passes ``deadline``.
 
 Every body is read completely and returned as ``bytes``; nothing is
 configured beyond what a user would set to reach the server (a CA file for
@@ -28,11 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import platform
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
 Fetch = Callable[[], bytes]
@@ -68,9 +71,23 @@ class Adapter:
         raise NotImplementedError
 
     def hold(
-        self, target: Target, count: int, ready: Callable[[], None], held: Callable[[], None]
+        self,
+        target: Target,
+        count: int,
+        ready: Callable[[], None],
+        held: Callable[[], None],
+        deadline: float = math.inf,
     ) -> None:
         raise NotImplementedError
+
+
+def _until(count: int, deadline: float) -> Iterator[int]:
+    """``range(count)`` that stops early once ``time.perf_counter()`` passes ``deadline``."""
+    clock = time.perf_counter
+    for i in range(count):
+        if clock() > deadline:
+            return
+        yield i
 
 
 def _one_per_thread(adapter: Adapter, target: Target) -> tuple[Callable[[], Fetch], Close]:
@@ -132,7 +149,12 @@ class FastTransport(Adapter):
         return (lambda: fetch), close
 
     def hold(
-        self, target: Target, count: int, ready: Callable[[], None], held: Callable[[], None]
+        self,
+        target: Target,
+        count: int,
+        ready: Callable[[], None],
+        held: Callable[[], None],
+        deadline: float = math.inf,
     ) -> None:
         import fasttransport as ft
 
@@ -141,7 +163,10 @@ class FastTransport(Adapter):
         )
         try:
             ready()
-            responses = [transport.round_trip(ft.Request("GET", target.url)) for _ in range(count)]
+            responses = [
+                transport.round_trip(ft.Request("GET", target.url))
+                for _ in _until(count, deadline)
+            ]
             for response in responses:
                 response.read()
                 response.close()
@@ -249,13 +274,19 @@ class Urllib3(Adapter):
         return (lambda: fetch), pool.clear
 
     def hold(
-        self, target: Target, count: int, ready: Callable[[], None], held: Callable[[], None]
+        self,
+        target: Target,
+        count: int,
+        ready: Callable[[], None],
+        held: Callable[[], None],
+        deadline: float = math.inf,
     ) -> None:
         pool = self._pool(target, maxsize=count)
         try:
             ready()
             responses = [
-                pool.request("GET", target.url, preload_content=False) for _ in range(count)
+                pool.request("GET", target.url, preload_content=False)
+                for _ in _until(count, deadline)
             ]
             for response in responses:
                 response.read()
@@ -281,9 +312,15 @@ class Requests(Adapter):
         import requests
 
         session = requests.Session()
-        if target.cafile:
-            session.verify = target.cafile
         get, url = session.get, target.url
+        if target.cafile:
+            # Per request: REQUESTS_CA_BUNDLE in the environment overrides Session.verify.
+            cafile = target.cafile
+
+            def fetch() -> bytes:
+                return get(url, verify=cafile).content
+
+            return fetch, session.close
 
         def fetch() -> bytes:
             return get(url).content
@@ -335,7 +372,12 @@ class Httpx(Adapter):
         return (lambda: fetch), client.close
 
     def hold(
-        self, target: Target, count: int, ready: Callable[[], None], held: Callable[[], None]
+        self,
+        target: Target,
+        count: int,
+        ready: Callable[[], None],
+        held: Callable[[], None],
+        deadline: float = math.inf,
     ) -> None:
         import httpx
 
@@ -347,7 +389,7 @@ class Httpx(Adapter):
             ready()
             responses = [
                 client.send(client.build_request("GET", target.url), stream=True)
-                for _ in range(count)
+                for _ in _until(count, deadline)
             ]
             for response in responses:
                 response.read()
@@ -397,7 +439,12 @@ class Aiohttp(Adapter):
             await session.close()
 
     def hold(
-        self, target: Target, count: int, ready: Callable[[], None], held: Callable[[], None]
+        self,
+        target: Target,
+        count: int,
+        ready: Callable[[], None],
+        held: Callable[[], None],
+        deadline: float = math.inf,
     ) -> None:
         import asyncio
 
@@ -405,16 +452,20 @@ class Aiohttp(Adapter):
             session = self._session(target, count, keepalive_timeout=600.0)
             try:
                 ready()
-                responses = [await session.get(target.url) for _ in range(count)]
-                for response in responses:
-                    await response.read()
-                    response.release()
-                del responses
+                # aiohttp hands a connection back as soon as a small body has
+                # arrived, so holding responses does not hold connections:
+                # start every request at once instead.
+                await asyncio.gather(*(self._get(session, target.url) for _ in range(count)))
                 held()
             finally:
                 await session.close()
 
         asyncio.run(run())
+
+    @staticmethod
+    async def _get(session: Any, url: str) -> bytes:
+        async with session.get(url) as response:
+            return await response.read()
 
 
 # ---------------------------------------------------------------------------

@@ -417,7 +417,7 @@ def run_scale(spec: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.2)  # let engine threads settle
         marks["held"] = snapshot()
 
-    adapter.hold(target, count, ready, held)
+    adapter.hold(target, count, ready, held, time.perf_counter() + spec["time_limit"])
     before, during = marks["before"], marks["held"]
     conns = during["sockets"] - before["sockets"]
     if conns <= 0:

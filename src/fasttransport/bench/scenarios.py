@@ -1,0 +1,376 @@
+"""The scenarios: what each one runs, and how its table and chart read.
+
+A :class:`Scenario` says which kind of worker run it needs (``requests``,
+``scale``, ``parser``), which nginx listener and path it uses, how many
+requests (full and ``--quick``), which clients take part, and which figures
+its table and chart show. ``SCENARIOS`` lists them in report order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+Summary = dict[str, Any]
+Cell = Callable[[Summary, Optional[Summary]], str]
+
+HTTP_CLIENTS = (
+    "fasttransport",
+    "http.client",
+    "urllib3",
+    "requests",
+    "httpx",
+    "aiohttp",
+    "pycurl",
+)
+PARSER_ROWS = (
+    "fasttransport C (bench_parse)",
+    "fasttransport parse_response_head",
+    "httptools",
+    "h11",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: its header and how to render a client's summary
+    (the second argument is the baseline row's summary, or None)."""
+
+    label: str
+    cell: Cell
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One bar chart panel: a median with its min–max range per client."""
+
+    key: str
+    label: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    kind: str
+    clients: tuple[str, ...]
+    n: int
+    quick_n: int
+    unit: str
+    primary: str
+    higher_is_better: bool
+    columns: tuple[Column, ...]
+    panels: tuple[Panel, ...]
+    listener: Optional[str] = "plain"
+    path: str = "/small"
+    warmup: int = 0
+    quick_warmup: int = 0
+    concurrency: int = 1
+    spacing: float = 0.0
+    baseline: str = "fasttransport"
+    note: str = ""
+    #: Errors after which a run stops; None: a tenth of the requests (at least 10).
+    max_errors: Optional[int] = None
+    #: Seconds for one run's timed part, full and --quick; None: the suite's default.
+    time_limit: Optional[float] = None
+    quick_time_limit: Optional[float] = None
+
+    @property
+    def needs_nginx(self) -> bool:
+        return self.listener is not None
+
+    @property
+    def needs_tls(self) -> bool:
+        return self.listener == "tls"
+
+
+# ---------------------------------------------------------------------------
+# cells
+
+
+def _num(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return format(value, spec)
+
+
+def median_range(key: str, spec: str) -> Cell:
+    def cell(s: Summary, base: Optional[Summary]) -> str:
+        text = _num(s.get(key), spec)
+        if s.get("runs", 0) > 1 and s.get(f"{key}_min") is not None:
+            text += f" [{_num(s[f'{key}_min'], spec)}–{_num(s[f'{key}_max'], spec)}]"
+        return text
+
+    return cell
+
+
+def value(key: str, spec: str) -> Cell:
+    return lambda s, base: _num(s.get(key), spec)
+
+
+def ratio(key: str) -> Cell:
+    def cell(s: Summary, base: Optional[Summary]) -> str:
+        if not base or not base.get(key) or s.get(key) is None:
+            return "—"
+        return f"{s[key] / base[key]:.2f}"
+
+    return cell
+
+
+def errors(s: Summary, base: Optional[Summary]) -> str:
+    text = f"{s.get('errors_total', 0):,} / {s.get('requests_total', 0):,}"
+    if s.get("bad_bodies_total"):
+        text += f" ({s['bad_bodies_total']:,} bad bodies)"
+    return text
+
+
+def server(s: Summary, base: Optional[Summary]) -> str:
+    if s.get("server_us_per_req") is None or s.get("server_busy") is None:
+        return "—"
+    return f"{s['server_us_per_req']:.1f} ({s['server_busy']:.0%})"
+
+
+def server_busy(s: Summary, base: Optional[Summary]) -> str:
+    return "—" if s.get("server_busy") is None else f"{s['server_busy']:.0%}"
+
+
+def threads(s: Summary, base: Optional[Summary]) -> str:
+    return f"{s.get('threads_before', 0):.0f} → {s.get('threads_held', 0):.0f}"
+
+
+def cpu_per_mib(s: Summary, base: Optional[Summary]) -> str:
+    return _num(s.get("cpu_ms_per_mib"), ".2f")
+
+
+# ---------------------------------------------------------------------------
+# the scenarios
+
+_CPU = Column("CPU µs/req median [min–max]", median_range("cpu_us_per_req", ".1f"))
+_CPU_RATIO = Column("CPU × fasttransport", ratio("cpu_us_per_req"))
+_RPS = Column("req/s", value("req_per_s", ",.0f"))
+_CTX = Column("ctx switches/req", value("nvcsw_per_req", ".2f"))
+_ERRORS = Column("errors / requests", errors)
+_SERVER = Column("nginx µs/req (busy)", server)
+
+_SEQ_COLUMNS = (_CPU, _CPU_RATIO, _RPS, _CTX, _ERRORS, _SERVER)
+_SEQ_PANELS = (
+    Panel("cpu_us_per_req", "client CPU µs per request", False),
+    Panel("req_per_s", "requests per second", True),
+)
+_BIG_COLUMNS = (
+    Column("MB/s median [min–max]", median_range("mb_per_s", ",.0f")),
+    Column("MB/s × fasttransport", ratio("mb_per_s")),
+    Column("CPU ms/MiB", cpu_per_mib),
+    Column("ctx switches/body", value("nvcsw_per_req", ",.1f")),
+    _ERRORS,
+    Column("nginx busy", server_busy),
+)
+_BIG_PANELS = (Panel("mb_per_s", "MB/s (16 MiB bodies)", True),)
+_CPU_NOTE = (
+    "CPU is the client process's user + system time (all its threads) over the timed loop; "
+    "ctx switches are voluntary ones (`ru_nvcsw`). nginx busy near 100% means the server, "
+    "not the client, set the pace."
+)
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="seq",
+        title="Sequential GET /small (5 B body) over one keep-alive connection",
+        kind="requests",
+        clients=("fasttransport", "fasttransport-transport", *HTTP_CLIENTS[1:]),
+        n=20000,
+        quick_n=2000,
+        warmup=1000,
+        quick_warmup=200,
+        unit="requests",
+        primary="cpu_us_per_req",
+        higher_is_better=False,
+        columns=_SEQ_COLUMNS,
+        panels=_SEQ_PANELS,
+        note=_CPU_NOTE + " `fasttransport-transport` is `Transport.round_trip` without the "
+        "Client layer; aiohttp runs one task on its event loop.",
+    ),
+    Scenario(
+        name="conc32",
+        title="GET /small with 32 requests in flight",
+        kind="requests",
+        clients=HTTP_CLIENTS,
+        n=32000,
+        quick_n=6400,
+        warmup=32 * 50,
+        quick_warmup=32 * 10,
+        concurrency=32,
+        unit="requests",
+        primary="req_per_s",
+        higher_is_better=True,
+        columns=(
+            Column("req/s median [min–max]", median_range("req_per_s", ",.0f")),
+            Column("req/s × fasttransport", ratio("req_per_s")),
+            Column("CPU µs/req", value("cpu_us_per_req", ".1f")),
+            _CTX,
+            _ERRORS,
+            _SERVER,
+        ),
+        panels=(
+            Panel("req_per_s", "requests per second, 32 in flight", True),
+            Panel("cpu_us_per_req", "client CPU µs per request", False),
+        ),
+        note=_CPU_NOTE + " 32 Python threads share one client for fasttransport, urllib3 "
+        "and httpx; http.client and requests get one connection / Session per thread; "
+        "aiohttp runs 32 tasks on one event loop; pycurl one CurlMulti with 32 handles.",
+    ),
+    Scenario(
+        name="big",
+        title="GET /16m (16 MiB body) over one keep-alive connection, body read into memory",
+        kind="requests",
+        clients=HTTP_CLIENTS,
+        path="/16m",
+        n=30,
+        quick_n=6,
+        warmup=2,
+        quick_warmup=1,
+        unit="bodies",
+        primary="mb_per_s",
+        higher_is_better=True,
+        columns=_BIG_COLUMNS,
+        panels=_BIG_PANELS,
+        note="MB/s is 10^6 bytes of body per second of wall time; CPU is the client "
+        "process's user + system time per MiB of body.",
+    ),
+    Scenario(
+        name="churn",
+        title="Sequential GET /small; nginx closes every 100th response "
+        "(`keepalive_requests 100`)",
+        kind="requests",
+        listener="churn",
+        clients=HTTP_CLIENTS,
+        n=20000,
+        quick_n=2000,
+        warmup=300,
+        quick_warmup=100,
+        unit="requests",
+        primary="cpu_us_per_req",
+        higher_is_better=False,
+        columns=_SEQ_COLUMNS,
+        panels=_SEQ_PANELS,
+        note=_CPU_NOTE + " One new connection per 100 requests: the cost of noticing "
+        "`Connection: close`, closing and dialing again.",
+    ),
+    Scenario(
+        name="idle_close",
+        title="GET /small every 150 ms; nginx closes connections idle for 100 ms "
+        "(`keepalive_timeout 100ms`)",
+        kind="requests",
+        listener="idle",
+        clients=HTTP_CLIENTS,
+        n=20,
+        quick_n=6,
+        warmup=1,
+        quick_warmup=1,
+        spacing=0.15,
+        unit="requests",
+        primary="errors_total",
+        higher_is_better=False,
+        max_errors=1_000_000,
+        columns=(
+            _ERRORS,
+            Column("latency ms median", value("latency_ms_median", ".2f")),
+            Column("latency ms max", value("latency_ms_max", ".2f")),
+        ),
+        panels=(Panel("errors_total", "errors (all runs)", False),),
+        note="Each request finds its pooled connection already closed by the server. A "
+        "client that notices before reusing it dials a new one; one that does not sends "
+        "on a dead socket and must retry or fail. Errors are what the caller saw; latency "
+        "is one request's wall time, the 150 ms pause excluded.",
+    ),
+    Scenario(
+        name="https_seq",
+        title="Sequential GET /small over one keep-alive TLS connection",
+        kind="requests",
+        listener="tls",
+        clients=HTTP_CLIENTS,
+        n=10000,
+        quick_n=1000,
+        warmup=200,
+        quick_warmup=50,
+        unit="requests",
+        primary="cpu_us_per_req",
+        higher_is_better=False,
+        columns=_SEQ_COLUMNS,
+        panels=_SEQ_PANELS,
+        note=_CPU_NOTE + " TLS 1.3 with a certificate made at start; clients verify it "
+        "against its CA.",
+    ),
+    Scenario(
+        name="https_big",
+        title="GET /16m (16 MiB body) over one keep-alive TLS connection",
+        kind="requests",
+        listener="tls",
+        path="/16m",
+        clients=HTTP_CLIENTS,
+        n=20,
+        quick_n=4,
+        warmup=1,
+        quick_warmup=1,
+        unit="bodies",
+        primary="mb_per_s",
+        higher_is_better=True,
+        columns=_BIG_COLUMNS,
+        panels=(Panel("mb_per_s", "MB/s (16 MiB bodies over TLS)", True),),
+        note="MB/s is 10^6 bytes of body per second of wall time; nginx encrypts, so its "
+        "core may be the limit (see nginx busy).",
+    ),
+    Scenario(
+        name="parser",
+        title="Parsing one 391-byte response head with 11 fields",
+        kind="parser",
+        listener=None,
+        clients=PARSER_ROWS,
+        n=100000,
+        quick_n=20000,
+        unit="heads",
+        primary="ns_per_head",
+        higher_is_better=False,
+        baseline="fasttransport C (bench_parse)",
+        columns=(
+            Column("ns/head median [min–max]", median_range("ns_per_head", ",.0f")),
+            Column("× fasttransport C", ratio("ns_per_head")),
+        ),
+        panels=(Panel("ns_per_head", "ns per response head", False),),
+        note="bench_parse loops in C (10× the iterations); h11 runs a fifth of them. For "
+        "httptools and h11 the cost of creating the parser / connection is measured apart "
+        "and subtracted.",
+    ),
+    Scenario(
+        name="scale",
+        title="1,000 idle keep-alive connections to one host held by one client",
+        kind="scale",
+        clients=("fasttransport", "urllib3", "httpx", "aiohttp"),
+        n=1000,
+        quick_n=250,
+        time_limit=150.0,
+        quick_time_limit=15.0,
+        unit="connections",
+        primary="rss_kib_per_conn",
+        higher_is_better=False,
+        columns=(
+            Column("connections held", value("connections", ",.0f")),
+            Column("RSS KiB/conn median [min–max]", median_range("rss_kib_per_conn", ".1f")),
+            Column("RSS × fasttransport", ratio("rss_kib_per_conn")),
+            Column("threads before → holding", threads),
+            Column("open + read s", value("open_s", ".2f")),
+        ),
+        panels=(Panel("rss_kib_per_conn", "resident KiB per idle connection", False),),
+        note="The client opens the connections by holding that many responses open at "
+        "once, reads every body so each connection goes idle in its pool, then the process's "
+        "threads, resident memory and open sockets are read (`/proc/self`). RSS per "
+        "connection = growth in RSS / connections held; connections held = new sockets (a "
+        "client still opening when the time limit passes holds fewer). "
+        "urllib3: PoolManager(maxsize=1000); httpx: Limits(max_connections=1000); aiohttp: "
+        "TCPConnector(limit=1000).",
+    ),
+)
+
+BY_NAME = {s.name: s for s in SCENARIOS}
