@@ -1,8 +1,16 @@
-"""Command line: ``python -m fasttransport demo`` and ``... get URL``.
+"""The ``fasttransport`` command (also ``python -m fasttransport``).
 
-``demo`` needs no network: it starts a keep-alive server on 127.0.0.1 in this
-process, shows Go's unclosed-body lesson live with Transport.stats(), then
-compares sequential requests per second against http.client.
+- ``get URL``: fetch a URL, curl-style options and exit codes (``get --help``);
+- ``demo``: needs no network: starts a keep-alive server on 127.0.0.1 in this
+  process, shows Go's unclosed-body lesson live with Transport.stats(), then
+  compares sequential requests per second against http.client;
+- ``bench``: the benchmark suite against the peers (``bench --help``).
+
+Exit codes follow curl's: 0 success, 1 unsupported protocol, 2 usage,
+3 malformed URL, 6 could not resolve host, 7 failed to connect, 22 HTTP
+status >= 400 with ``--fail``, 23 could not write the output, 26 could not
+read the data to send, 28 timeout, 35 TLS failure, 47 too many redirects,
+56 failure receiving data, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import sys
 import threading
 import time
 import warnings
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
+from urllib.parse import urlsplit
 
 import fasttransport as ft
 
@@ -125,47 +134,327 @@ def demo(n: int = 20, bench: int = 3000) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------
+# get: a small curl
+
+
+class CliError(Exception):
+    """Ends the command with curl's exit ``code`` and ``message`` on stderr."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def exit_code(exc: BaseException) -> int:
+    """curl's exit code for a fasttransport error (one place for the mapping)."""
+    text = str(exc)
+    if isinstance(exc, ft.InvalidRequest):
+        return 3 if getattr(exc, "url", None) is not None else 2
+    if isinstance(exc, ft.TimeoutError):
+        return 28
+    if isinstance(exc, ft.ConnectError):
+        return 6 if ": lookup " in text else 7
+    if isinstance(exc, ft.TLSError):
+        return 35
+    if isinstance(exc, ft.TooManyRedirects):
+        return 47
+    if isinstance(exc, ft.TransportError) and "not supported" in text:
+        return 1
+    return 56
+
+
+def _header_pairs(values: List[str]) -> List[tuple]:
+    pairs = []
+    for raw in values:
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip():
+            raise CliError(2, f'bad header "{raw}": expected "Name: value"')
+        pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def _read_data(value: str, *, strip_newlines: bool) -> bytes:
+    """-d/--data-binary/--json: the text itself, or ``@file`` (``@-``: stdin)."""
+    if not value.startswith("@"):
+        return value.encode()
+    name = value[1:]
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(name, "rb") as f:
+                data = f.read()
+    except OSError as e:
+        raise CliError(26, f"cannot read {name}: {e.strerror or e}") from None
+    return data.replace(b"\r", b"").replace(b"\n", b"") if strip_newlines else data
+
+
+def _request_parts(args: argparse.Namespace) -> tuple:
+    """(method, headers, body) from the options, as curl combines them."""
+    headers = _header_pairs(args.header or [])
+    names = {name.lower() for name, _ in headers}
+    body: Optional[bytes] = None
+    if args.json is not None:
+        body = _read_data(args.json, strip_newlines=False)
+        if "content-type" not in names:
+            headers.append(("Content-Type", "application/json"))
+        if "accept" not in names:
+            headers.append(("Accept", "application/json"))
+    elif args.data is not None or args.data_binary is not None:
+        if args.data is not None:
+            body = b"&".join(_read_data(d, strip_newlines=True) for d in args.data)
+        else:
+            body = _read_data(args.data_binary, strip_newlines=False)
+        if "content-type" not in names:
+            headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+    if args.user_agent and "user-agent" not in names:
+        headers.append(("User-Agent", args.user_agent))
+    method = args.request or ("POST" if body is not None else "GET")
+    return method, headers, body
+
+
+def _progress(args: argparse.Namespace, total: Optional[int]) -> Any:
+    """A rich progress bar for ``-o FILE`` downloads, or None.
+
+    Shown when stderr is a terminal (or with ``-#``), never with ``-s``;
+    without rich (``pip install 'fasttransport[cli]'``) there is no bar."""
+    if not args.output or args.output == "-" or args.silent:
+        return None
+    if not (args.progress_bar or sys.stderr.isatty()):
+        return None
+    try:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+    except ImportError:
+        if args.progress_bar:
+            print("fasttransport: no progress bar: pip install 'fasttransport[cli]'",
+                  file=sys.stderr)
+        return None
+    console = Console(stderr=True, force_terminal=True if args.progress_bar else None)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), TimeRemainingColumn(), console=console,
+    )
+    progress.start()
+    progress.add_task(args.output, total=total)
+    return progress
+
+
+def _verbose_request(method: str, url: str, headers: List[tuple], body: Optional[bytes],
+                     insecure: bool) -> None:
+    """The request head as the transport writes it (API.md, "ft.Request"):
+    Host, User-Agent, the caller's headers, Accept-Encoding, Content-Length."""
+    u = urlsplit(url)
+    err = sys.stderr
+    if insecure:
+        print("* -k: certificate verification cannot be turned off yet: "
+              "HTTPS is not implemented", file=err)
+    target = (u.path or "/") + (f"?{u.query}" if u.query else "")
+    names = {name.lower() for name, _ in headers}
+    print(f"> {method} {target} HTTP/1.1", file=err)
+    print(f"> Host: {u.netloc.rpartition('@')[2]}", file=err)
+    if "user-agent" not in names:
+        print(f"> User-Agent: fasttransport/{ft.__version__}", file=err)
+    for name, value in headers:
+        print(f"> {name}: {value}", file=err)
+    if method != "HEAD" and "accept-encoding" not in names and "range" not in names:
+        print("> Accept-Encoding: gzip", file=err)
+    if body is not None:
+        print(f"> Content-Length: {len(body)}", file=err)
+    elif method in ("POST", "PUT", "PATCH"):
+        print("> Content-Length: 0", file=err)
+    print(">", file=err)
+
+
+def _verbose_response(r: ft.Response) -> None:
+    err = sys.stderr
+    for hop in r.history:
+        print(f"< {hop.http_version} {hop.status_code} {hop.reason}", file=err)
+        print(f"* redirect to {hop.headers.get('Location', '?')}", file=err)
+    print(f"< {r.http_version} {r.status_code} {r.reason}", file=err)
+    for name, value in r.headers.items():
+        print(f"< {name}: {value}", file=err)
+    print("<", file=err)
+
+
+def _verbose_summary(before: Any, after: Any, t0: float, t_head: float, t_end: float,
+                     received: int) -> None:
+    err = sys.stderr
+    dials = after.dials - before.dials
+    reused = after.reused_conns - before.reused_conns
+    conn = "reused an idle connection" if reused and not dials else (
+        f"{dials} new connection{'s' if dials != 1 else ''}"
+        + (f", {reused} reuse{'s' if reused != 1 else ''}" if reused else ""))
+    print(f"* connection: {conn}", file=err)
+    total = t_end - t0
+    big = received >= 1 << 20 and t_end > t_head
+    rate = received / (t_end - t_head) / 1e6 if big else 0.0
+    print(f"* time: response head {(t_head - t0) * 1e3:.2f} ms, body "
+          f"{(t_end - t_head) * 1e3:.2f} ms, total {total * 1e3:.2f} ms; {received:,} bytes"
+          + (f" ({rate:,.1f} MB/s)" if rate else ""), file=err)
+    s = after
+    print(f"* Transport.stats(): open={s.open_conns} idle={s.idle_conns} "
+          f"active={s.active_conns} dials={s.dials} reused={s.reused_conns} "
+          f"requests={s.requests} io_threads={s.io_threads}", file=err)
+
+
+def _open_output(args: argparse.Namespace) -> Any:
+    if not args.output or args.output == "-":
+        return sys.stdout.buffer
+    try:
+        return open(args.output, "wb")
+    except OSError as e:
+        raise CliError(23, f"cannot write {args.output}: {e.strerror or e}") from None
+
+
 def get(args: argparse.Namespace) -> int:
-    headers = [tuple(h.split(":", 1)) for h in args.header or []]
-    headers = [(k.strip(), v.strip()) for k, v in headers]
-    with ft.Client(timeout=args.timeout, follow_redirects=args.location) as c:
+    """Fetch one URL; returns curl's exit code (messages go to stderr)."""
+    try:
+        return _get(args)
+    except CliError as e:
+        if not args.silent or args.show_error:
+            print(f"fasttransport: ({e.code}) {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _get(args: argparse.Namespace) -> int:
+    method, headers, body = _request_parts(args)
+    try:
+        transport = ft.Transport(
+            verify=not args.insecure,
+            dial_timeout=args.connect_timeout if args.connect_timeout is not None else 30.0,
+        )
+    except ValueError as e:
+        raise CliError(2, str(e)) from None
+    client = ft.Client(transport=transport, timeout=args.timeout,
+                       follow_redirects=args.location, max_redirects=args.max_redirs)
+    out = None
+    progress = None
+    try:
+        if args.verbose:
+            _verbose_request(method, args.url, headers, body, args.insecure)
+        before = transport.stats()
+        t0 = time.perf_counter()
         try:
-            with c.stream(args.request or "GET", args.url, headers=headers,
-                          content=args.data.encode() if args.data else None) as r:
+            with client.stream(method, args.url, headers=headers, content=body) as r:
+                t_head = time.perf_counter()
                 if args.verbose:
-                    print(f"< {r.http_version} {r.status_code} {r.reason}", file=sys.stderr)
-                    for k, v in r.headers.items():
-                        print(f"< {k}: {v}", file=sys.stderr)
-                out = open(args.output, "wb") if args.output else sys.stdout.buffer
+                    _verbose_response(r)
+                if args.fail and r.status_code >= 400:
+                    raise CliError(22, f"The requested URL returned error: {r.status_code}")
+                out = _open_output(args)
+                received = 0
+                progress = _progress(args, r.headers.get("Content-Length") and
+                                     int(r.headers["Content-Length"]))
                 try:
+                    if args.include:
+                        head = [f"{r.http_version} {r.status_code} {r.reason}"]
+                        head += [f"{k}: {v}" for k, v in r.headers.items()]
+                        out.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
                     for chunk in r.iter_bytes():
                         out.write(chunk)
-                finally:
-                    if args.output:
-                        out.close()
+                        received += len(chunk)
+                        if progress is not None:
+                            progress.advance(progress.task_ids[0], len(chunk))
+                    out.flush()
+                except OSError as e:
+                    raise CliError(23, f"failure writing output: {e.strerror or e}") from None
         except ft.HTTPError as e:
-            print(f"fasttransport: {e}", file=sys.stderr)
-            return 7 if isinstance(e, ft.ConnectError) else (
-                28 if isinstance(e, ft.TimeoutError) else 56)
+            raise CliError(exit_code(e), str(e)) from None
+        t_end = time.perf_counter()
+        if args.verbose:
+            _verbose_summary(before, transport.stats(), t0, t_head, t_end, received)
+    finally:
+        if progress is not None:
+            progress.stop()
+        if out is not None and out is not sys.stdout.buffer:
+            out.close()
+        client.close()
+        transport.close()
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="fasttransport")
-    sub = p.add_subparsers(dest="cmd", required=True)
+# ---------------------------------------------------------------------------
+# the command
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fasttransport",
+        description="fasttransport: an HTTP/1.1 client with Go's transport in native code.",
+        epilog="Exit codes follow curl's (see `fasttransport get --help`).",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{get,demo,bench}")
+    g = sub.add_parser(
+        "get", help="fetch a URL (curl-like)",
+        description="Fetch URL and write the body to stdout (or -o FILE).",
+        epilog="Exit codes (curl's): 0 ok, 1 unsupported protocol, 2 usage, 3 malformed URL, "
+        "6 could not resolve host, 7 failed to connect, 22 HTTP >= 400 with --fail, "
+        "23 write error, 26 read error (-d @file), 28 timeout, 35 TLS failure, "
+        "47 too many redirects, 56 receive failure, 130 interrupted.",
+    )
+    g.add_argument("url")
+    g.add_argument("-X", "--request", metavar="METHOD", help="method (default GET, or POST "
+                   "with a body)")
+    g.add_argument("-H", "--header", action="append", metavar="'NAME: VALUE'",
+                   help="add a request header (repeatable)")
+    g.add_argument("-d", "--data", action="append", metavar="DATA",
+                   help="send DATA (or @FILE, newlines removed) as a form body; repeats are "
+                   "joined with &")
+    g.add_argument("--data-binary", metavar="DATA", help="send DATA or @FILE exactly")
+    g.add_argument("--json", metavar="DATA", help="send DATA or @FILE as JSON (sets "
+                   "Content-Type and Accept)")
+    g.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE ('-': stdout)")
+    g.add_argument("-i", "--include", action="store_true", help="write the response head "
+                   "before the body")
+    g.add_argument("-L", "--location", action="store_true", help="follow redirects")
+    g.add_argument("--max-redirs", type=int, default=10, metavar="N",
+                   help="redirect limit with -L (default 10)")
+    g.add_argument("-m", "--timeout", "--max-time", dest="timeout", type=float,
+                   metavar="SECONDS", help="limit for the whole exchange, body included")
+    g.add_argument("--connect-timeout", type=float, metavar="SECONDS",
+                   help="limit for connecting (default 30)")
+    g.add_argument("-k", "--insecure", action="store_true",
+                   help="accepted for curl compatibility; HTTPS is not implemented yet, so "
+                   "there is no certificate verification to turn off")
+    g.add_argument("-A", "--user-agent", metavar="NAME", help="User-Agent header")
+    g.add_argument("-f", "--fail", action="store_true",
+                   help="exit 22 without writing the body when the status is >= 400")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="show the request and response heads, connection reuse "
+                   "(Transport.stats()) and timings on stderr")
+    g.add_argument("-s", "--silent", action="store_true",
+                   help="no progress bar and no error message")
+    g.add_argument("-S", "--show-error", action="store_true", help="with -s, still show errors")
+    g.add_argument("-#", "--progress-bar", action="store_true",
+                   help="show the download bar for -o even when stderr is not a terminal "
+                   "(needs rich: pip install 'fasttransport[cli]')")
     d = sub.add_parser("demo", help="the unclosed-body lesson and a speed check, offline")
     d.add_argument("-n", type=int, default=20, help="requests per step")
     d.add_argument("--bench", type=int, default=3000, help="requests per client in the speed check")
-    g = sub.add_parser("get", help="fetch a URL")
-    g.add_argument("url")
-    g.add_argument("-X", "--request")
-    g.add_argument("-H", "--header", action="append")
-    g.add_argument("-d", "--data")
-    g.add_argument("-o", "--output")
-    g.add_argument("-L", "--location", action="store_true")
-    g.add_argument("--timeout", type=float)
-    g.add_argument("-v", "--verbose", action="store_true")
-    args = p.parse_args(argv)
+    sub.add_parser("bench", add_help=False,
+                   help="benchmark suite against the peers (fasttransport bench --help)")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``fasttransport`` console script; returns the exit code."""
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    if args_list[:1] == ["bench"]:
+        from .bench import main as bench_main
+
+        return bench_main(args_list[1:])
+    args = _parser().parse_args(args_list)
     if args.cmd == "demo":
         return demo(args.n, args.bench)
     return get(args)
