@@ -165,7 +165,8 @@ def chart(scenario: Scenario, summaries: list[Summary], path: str) -> Optional[s
         ax.set_axisbelow(True)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    fig.suptitle("\n".join(textwrap.wrap(f"{scenario.name}: {scenario.title}", 110)),
+    width = 75 * len(panels)  # characters that fit across the figure
+    fig.suptitle("\n".join(textwrap.wrap(f"{scenario.name}: {scenario.title}", width)),
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -174,7 +175,7 @@ def chart(scenario: Scenario, summaries: list[Summary], path: str) -> Optional[s
 
 
 def _short(v: float) -> str:
-    if v >= 1000:
+    if v >= 1000 or float(v).is_integer():
         return f"{v:,.0f}"
     if v >= 10:
         return f"{v:.1f}"

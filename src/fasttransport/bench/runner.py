@@ -127,6 +127,7 @@ class Suite:
                                               else DEFAULT_TIME_LIMIT)
         self.counts = args.counts
         self.pin = not args.no_pin and can_pin()
+        self.load_at_start = round(os.getloadavg()[0], 2)
         self.server: Optional[Nginx] = None
         self.server_error = ""
         self.tls_error = ""
@@ -261,6 +262,7 @@ class Suite:
             "reps": self.reps,
             "quick": self.quick,
             "time_limit_s": self.time_limit,
+            "load_average_at_start": self.load_at_start,
         }
 
     def how(self, s: Scenario, meta: dict[str, Any]) -> str:
@@ -283,6 +285,7 @@ class Suite:
                 f"{meta['python']}"
         if s.kind != "parser" and meta["nginx"]:
             text += f" · {meta['nginx']}"
+        text += f" · load average {meta['load_average_at_start']:.2f} at start"
         if self.quick:
             text += " · `--quick`: few requests, one run, no range: indicative only"
         return text + "."
@@ -330,6 +333,9 @@ def main(argv: Optional[list[str]] = None, *, default_out: Optional[str] = None,
     if not args.no_pin and shutil.which("taskset") is None:
         print("taskset not found: running unpinned", flush=True)
     suite = Suite(args, scenarios, clients)
+    if suite.load_at_start > 0.5:
+        print(f"the machine is busy (load average {suite.load_at_start:.2f}): other processes "
+              "share the CPUs and the results will be noisy", flush=True)
     results: dict[str, Any] = {}
     started = time.monotonic()
     try:

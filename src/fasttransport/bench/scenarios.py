@@ -279,7 +279,10 @@ SCENARIOS: tuple[Scenario, ...] = (
             Column("latency ms median", value("latency_ms_median", ".2f")),
             Column("latency ms max", value("latency_ms_max", ".2f")),
         ),
-        panels=(Panel("errors_total", "errors (all runs)", False),),
+        panels=(
+            Panel("errors_total", "errors the caller saw (all runs)", False),
+            Panel("latency_ms_median", "ms per request (median)", False),
+        ),
         note="Each request finds its pooled connection already closed by the server. A "
         "client that notices before reusing it dials a new one; one that does not sends "
         "on a dead socket and must retry or fail. Errors are what the caller saw; latency "
@@ -362,7 +365,10 @@ SCENARIOS: tuple[Scenario, ...] = (
             Column("threads before → holding", threads),
             Column("open + read s", value("open_s", ".2f")),
         ),
-        panels=(Panel("rss_kib_per_conn", "resident KiB per idle connection", False),),
+        panels=(
+            Panel("rss_kib_per_conn", "resident KiB per idle connection", False),
+            Panel("threads_held", "process threads while holding them", False),
+        ),
         note="The client opens the connections by holding that many responses open at "
         "once, reads every body so each connection goes idle in its pool, then the process's "
         "threads, resident memory and open sockets are read (`/proc/self`). RSS per "
