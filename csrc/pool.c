@@ -593,6 +593,7 @@ void ft_conn_destroy(ft_transport *t, ft_conn *c)
 {
     if (c->registered)
         ft_engine_unwatch(c->engine, c);
+    /* Closing: no longer shut down by ft_transport_close, ignored by engines. */
     pthread_mutex_lock(&t->mu);
     if (c->dprev || c->dnext || c->engine->drains == c) {
         if (c->dprev)
@@ -604,6 +605,13 @@ void ft_conn_destroy(ft_transport *t, ft_conn *c)
         c->dprev = c->dnext = NULL;
     }
     set_state_locked(t, c, FT_CS_CLOSING);
+    pthread_mutex_unlock(&t->mu);
+    /* The socket is closed before its per-host slot is given to a waiter
+     * (Go: closeLocked, then decConnsPerHost), so the host never sees more
+     * than max_conns_per_host connections, even for an instant. */
+    if (c->fd >= 0)
+        close(c->fd);
+    pthread_mutex_lock(&t->mu);
     t->slots[c->slot] = NULL;
     t->slot_gen[c->slot]++;
     t->free_slots[t->nfree_slots++] = c->slot;
@@ -617,8 +625,6 @@ void ft_conn_destroy(ft_transport *t, ft_conn *c)
     t->st.closed_conns++;
     ft_conn_release_buf_locked(t, c);
     pthread_mutex_unlock(&t->mu);
-    if (c->fd >= 0)
-        close(c->fd);
     free(c);
 }
 

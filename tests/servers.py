@@ -354,6 +354,25 @@ class ServerConn:
 
     sendall = send
 
+    def peer_closed(self) -> bool:
+        """True once the client has closed or reset its end (a FIN or RST is
+        queued here), without consuming any byte."""
+        # A non-blocking duplicate: the handler thread's socket has a timeout,
+        # with which recv() waits even under MSG_DONTWAIT.
+        try:
+            dup = socket.fromfd(self.sock.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+        except (OSError, ValueError):
+            return True
+        try:
+            dup.setblocking(False)
+            return dup.recv(1, socket.MSG_PEEK) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+        finally:
+            dup.close()
+
     def shutdown_write(self) -> None:
         """Half-close: send FIN, keep reading."""
         self.sock.shutdown(socket.SHUT_WR)
@@ -678,8 +697,12 @@ class ScriptedServer:
                 conn = ServerConn(self, sock, self.accepted, peer)
                 self.accepted += 1
                 self.open_conns += 1
-                self.max_concurrent = max(self.max_concurrent, self.open_conns)
                 self._conns.append(conn)
+                # Peak of connections the client still holds open: one it has
+                # already closed (its FIN is queued here) but whose handler
+                # has not read the EOF yet does not count.
+                live = sum(1 for c in self._conns if not c.peer_closed())
+                self.max_concurrent = max(self.max_concurrent, live)
                 self._threads = [t for t in self._threads if t.is_alive()]
                 thread = threading.Thread(
                     target=self._serve,
