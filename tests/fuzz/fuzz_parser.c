@@ -578,6 +578,8 @@ static void chunk_decode(const uint8_t *d, size_t n, size_t piece_max, size_t ma
             size_t c2, o2, l2;
             int again = ft_chunked_next(&c, buf, pend.len, max_data, &c2, &o2, &l2, err, sizeof err);
             CHECK(again == FT_CH_DONE && c2 == 0 && l2 == 0, again, c2);
+            ft_chunked_took_data(&c, 1); /* no data is left to take: a no-op */
+            CHECK(ft_chunked_data_left(&c) == 0 && !ft_chunked_in_trailer(&c), 0, 0);
             free(buf);
             break;
         }
@@ -736,6 +738,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         parse_out_free(&o1);
         parse_out_free(&o2);
+    }
+
+    /* The input as a header block of its own, which need not end in a
+     * line break (ft_parse_fields takes any range). */
+    {
+        ft_head h;
+        parse_out o;
+        char *b = parse_block(data, size, 0, rng_range(&r, 0, 2), ERRCAP, &h, &o);
+        free(h.headers);
+        free(b);
+        parse_out_free(&o);
     }
 
     check_chunked(data, size, &r);
