@@ -95,9 +95,45 @@ void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
 
 /* The write loop: send what is left of head + body. Returns 1 when all is
  * written, 0 when the socket is full, -1 on error (errno kept). */
+static int tls_write_loop(ft_rt *rt)
+{
+    ft_conn *c = rt->conn;
+    size_t total = rt->head_len + rt->body_len;
+    char tmp[16384], ebuf[160];
+    while (rt->nwritten < total) {
+        const char *p;
+        size_t len;
+        if (total <= sizeof tmp) {
+            /* a small request goes out as one TLS record */
+            size_t k = 0;
+            for (size_t i = rt->nwritten; i < total; i++)
+                tmp[k++] = i < rt->head_len ? rt->head[i] : rt->body[i - rt->head_len];
+            p = tmp;
+            len = k;
+        } else if (rt->nwritten < rt->head_len) {
+            p = rt->head + rt->nwritten;
+            len = rt->head_len - rt->nwritten;
+        } else {
+            p = rt->body + (rt->nwritten - rt->head_len);
+            len = total - rt->nwritten;
+        }
+        ssize_t w = ft_tls_write(c->ssl, p, len, &c->want_write, ebuf, sizeof ebuf);
+        if (w < 0)
+            return errno == EAGAIN ? 0 : -1;
+        if (w == 0) {
+            errno = EPIPE;
+            return -1;
+        }
+        rt->nwritten += (size_t)w;
+    }
+    return 1;
+}
+
 static int write_loop(ft_rt *rt)
 {
     size_t total = rt->head_len + rt->body_len;
+    if (rt->conn->ssl)
+        return tls_write_loop(rt);
     while (rt->nwritten < total) {
         struct iovec iov[2];
         int n = 0;
@@ -131,6 +167,24 @@ static int write_loop(ft_rt *rt)
         rt->nwritten += (size_t)w;
     }
     return 1;
+}
+
+ssize_t ft_conn_recv(ft_conn *c, char *buf, size_t n, char *ebuf, size_t ecap)
+{
+    if (c->ssl)
+        return ft_tls_read(c->ssl, buf, n, &c->want_write, ebuf, ecap);
+    for (;;) {
+        ssize_t r = recv(c->fd, buf, n, MSG_DONTWAIT);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            ft_errstr(errno, ebuf, ecap);
+        else
+            errno = EAGAIN;
+        return -1;
+    }
 }
 
 /* Make room in the read buffer: compact, then grow (for a head larger than
@@ -263,7 +317,7 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
     int writing = rt->nwritten < total;
     int write_failed = 0, write_errno = 0;
     int readable = c->rpos < c->wpos;   /* leftover bytes? parse them first */
-    char ebuf[128];
+    char ebuf[160];
     size_t limit = t->cfg.max_response_header_bytes;
 
     for (;;) {
@@ -298,7 +352,7 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
             size_t room = make_room(t, c, limit - rt->head_budget_used + 1);
             if (room == 0)
                 goto too_big;
-            ssize_t n = recv(c->fd, c->buf + c->wpos, room, 0 | MSG_DONTWAIT);
+            ssize_t n = ft_conn_recv(c, c->buf + c->wpos, room, ebuf, sizeof ebuf);
             if (n > 0) {
                 c->wpos += (size_t)n;
                 rt->got_response_bytes = 1;
@@ -311,12 +365,12 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
                     return fail(t, rt, FT_E_PROTOCOL, "write: %s", ft_errstr(write_errno, ebuf, sizeof ebuf));
                 return fail(t, rt, FT_E_PROTOCOL, "EOF");
             }
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            if (errno != EAGAIN) {
+                /* a TLS alert (say, the server refused our certificate) */
+                int code = c->ssl && errno == EPROTO ? FT_E_TLS : FT_E_PROTOCOL;
                 if (rt->got_response_bytes)
-                    return fail(t, rt, FT_E_PROTOCOL, BROKEN "read: %s", ft_errstr(errno, ebuf, sizeof ebuf));
-                return fail(t, rt, FT_E_PROTOCOL, "read: %s", ft_errstr(errno, ebuf, sizeof ebuf));
+                    return fail(t, rt, code, BROKEN "read: %s", ebuf);
+                return fail(t, rt, code, "read: %s", ebuf);
             }
             readable = 0;
         }
@@ -334,7 +388,7 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
             until = rt->deadline;
         if (rt->header_deadline && rt->header_deadline < until)
             until = rt->header_deadline;
-        short ev = POLLIN | (writing ? POLLOUT : 0);
+        short ev = POLLIN | (writing || c->want_write ? POLLOUT : 0);
         int rev = ft_wait_fd(c->fd, ev, ft_ms_until(until, now, -1));
         if (rev & (POLLIN | POLLERR | POLLHUP))
             readable = 1;
@@ -383,6 +437,8 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
                 /* none idle: resolve here (the GIL is released), then wait
                  * for a connection - ours from a dial, or one released first */
                 char rerr[sizeof rt->err];
+                rt->want.host = rt->host;
+                rt->want.tls = rt->tls;
                 if (ft_resolve(rt->host, rt->port, &rt->want.addrs, rerr, sizeof rerr) != 0)
                     return fail(t, rt, FT_E_CONNECT, "%s", rerr);
                 int q = ft_pool_queue(t, rt->key, &rt->want, &c);
@@ -459,24 +515,20 @@ static int body_wait(ft_transport *t, ft_rt *rt, int64_t slice_end)
     int64_t until = slice_end;
     if (rt->deadline && rt->deadline < until)
         until = rt->deadline;
-    ft_wait_fd(rt->conn->fd, POLLIN, ft_ms_until(until, now, -1));
+    ft_wait_fd(rt->conn->fd, rt->conn->want_write ? POLLOUT : POLLIN, ft_ms_until(until, now, -1));
     return FT_R_DONE;
 }
 
 /* recv into dst; >0 bytes, 0 EOF, FT_R_AGAIN if none yet, FT_R_FAIL on error */
 static ssize_t body_recv(ft_transport *t, ft_rt *rt, char *dst, size_t n)
 {
-    char ebuf[128];
-    for (;;) {
-        ssize_t r = recv(rt->conn->fd, dst, n, MSG_DONTWAIT);
-        if (r >= 0)
-            return r;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return FT_R_AGAIN;
-        return fail(t, rt, FT_E_PROTOCOL, "read: %s", ft_errstr(errno, ebuf, sizeof ebuf));
-    }
+    char ebuf[160];
+    ssize_t r = ft_conn_recv(rt->conn, dst, n, ebuf, sizeof ebuf);
+    if (r >= 0)
+        return r;
+    if (errno == EAGAIN)
+        return FT_R_AGAIN;
+    return fail(t, rt, FT_E_PROTOCOL, "read: %s", ebuf);
 }
 
 /* Fill the connection buffer with more bytes. 1 = got some, 0 = EOF,
@@ -718,10 +770,9 @@ void ft_rt_close(ft_transport *t, ft_rt *rt)
         rt->body_left -= m;
         int broken = c->rpos != c->wpos;   /* bytes beyond the body */
         while (!broken && rt->body_left > 0) {
-            ssize_t r = recv(c->fd, c->buf, c->cap, MSG_DONTWAIT);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            char ebuf[160];
+            ssize_t r = ft_conn_recv(c, c->buf, c->cap, ebuf, sizeof ebuf);
+            if (r < 0 && errno == EAGAIN)
                 break;
             if (r <= 0 || (uint64_t)r > rt->body_left) {
                 broken = 1;

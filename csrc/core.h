@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "parser.h"
+#include "tls.h"
 
 struct addrinfo;
 
@@ -38,6 +39,8 @@ typedef struct {
     size_t max_response_header_bytes; /* [MaxResponseHeaderBytes] */
     size_t drain_limit;            /* bytes drained on early close; 0 = never */
     int io_threads;                /* engine threads, >= 1 */
+    int64_t tls_handshake_timeout; /* [TLSHandshakeTimeout] ns, 0 = none */
+    ft_tls_config tls;             /* strings owned by the transport */
 } ft_config;
 
 typedef struct {
@@ -47,6 +50,7 @@ typedef struct {
     int64_t idle_closed_by_peer, idle_timeouts, drained_conns;
     int64_t io_threads;
     int64_t waiting_requests;      /* requests waiting for a connection now */
+    int64_t tls_handshakes, tls_resumed;   /* full and abbreviated handshakes */
 } ft_stats;
 
 /* Result codes of the run/read calls. */
@@ -66,6 +70,7 @@ enum {
     FT_E_CLOSED,           /* transport closed */
     FT_E_NOMEM,
     FT_E_POOL_TIMEOUT,     /* deadline passed waiting for a max_conns_per_host slot */
+    FT_E_TLS,              /* handshake or certificate failure */
 };
 
 /* Connection states (ft_conn.state). */
@@ -93,6 +98,8 @@ typedef struct ft_want {
     char err[256];
     ft_dial *dial;            /* its own dial while in flight */
     struct addrinfo *addrs;   /* resolved addresses for its dial */
+    const char *host;         /* for TLS (SNI, name check); copied by the dial */
+    int tls;
     pthread_cond_t cond;      /* signalled on delivery (CLOCK_MONOTONIC) */
     int cond_ready;
 } ft_want;
@@ -105,6 +112,9 @@ struct ft_dial {
     ft_want *want;            /* NULL once detached */
     struct addrinfo *addrs, *next;
     int64_t deadline;         /* 0 = none */
+    char *host;               /* TLS server name (owned) */
+    int tls;                  /* handshake after connect */
+    int handshaking;
     int started;
     int abort;                /* close_idle_connections ended it (detached only) */
     int err_code;
@@ -121,6 +131,8 @@ struct ft_conn {
     ft_hostpool *hp;           /* its key's pool entry */
     int registered;            /* in engine's epoll set */
     ft_dial *dial;             /* while dialing */
+    SSL *ssl;                  /* TLS session, NULL for plain TCP */
+    int want_write;            /* TLS: the last read/write needs writability */
     int reused;                /* has completed an exchange before (Go: isReused) */
     /* read buffer: unread bytes are buf[rpos..wpos) */
     char *buf;
@@ -146,6 +158,7 @@ typedef struct ft_rt {
     const char *body;          /* request body bytes (may be NULL) */
     size_t body_len;
     int is_head;               /* method is HEAD */
+    int tls;                   /* https: TLS on the connection */
     int req_close;             /* request carries Connection: close */
     int64_t deadline;          /* absolute ns for the whole exchange, 0 = none */
 
@@ -262,6 +275,9 @@ struct ft_transport {
     int close_idle_pending;    /* Go's closeIdle: set by close_idle, cleared by a request */
     int next_engine;
     ft_stats st;
+    pthread_mutex_t tls_mu;    /* guards the lazy creation of tls */
+    ft_tls_ctx *tls;           /* created at the first https dial */
+    char tls_err[256];         /* why it could not be created */
 };
 
 #define FT_BUF_SIZE 65536
@@ -286,11 +302,18 @@ int ft_engines_start(ft_transport *t, char *err, size_t errcap);
 void ft_engines_stop(ft_transport *t);
 void ft_engine_watch(ft_engine *e, ft_conn *c);    /* epoll ADD for reading */
 void ft_engine_watch_out(ft_engine *e, ft_conn *c); /* epoll ADD for a connect */
+void ft_engine_rewatch(ft_engine *e, ft_conn *c, int want_write); /* epoll MOD */
 void ft_engine_unwatch(ft_engine *e, ft_conn *c);  /* epoll DEL */
 void ft_engine_wake_locked(ft_engine *e, int64_t when);
 void ft_engine_add_drain_locked(ft_engine *e, ft_conn *c);
 void ft_engine_add_dial_locked(ft_engine *e, ft_dial *d);
 void ft_engine_unlink_dial_locked(ft_engine *e, ft_dial *d);
+
+/* conn.c: the one place a connection's bytes go through (plain or TLS).
+ * >0 bytes, 0 EOF, -1 with errno (EAGAIN: wait; c->want_write says for what),
+ * other errors with text in ebuf. */
+ssize_t ft_conn_recv(ft_conn *c, char *buf, size_t n, char *ebuf, size_t ecap);
+ft_tls_ctx *ft_transport_tls(ft_transport *t, char *err, size_t errcap);
 
 /* dial.c (engine thread) */
 void ft_dial_begin(ft_transport *t, ft_dial *d);

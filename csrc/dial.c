@@ -7,6 +7,7 @@
 #include "sock.h"
 
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,8 +17,54 @@ static void dial_succeeded(ft_transport *t, ft_dial *d)
     ft_conn *c = d->c;
     if (c->registered)
         ft_engine_unwatch(c->engine, c);
-    ft_set_nodelay(c->fd);
     ft_pool_dial_done(t, d, 1);
+}
+
+/* Drive the TLS handshake until it completes, fails, or must wait. */
+static void handshake_step(ft_transport *t, ft_dial *d)
+{
+    ft_conn *c = d->c;
+    int want_write = 0;
+    int r = ft_tls_handshake(t->tls, c->ssl, d->host, &want_write, d->err, sizeof d->err);
+    if (r > 0) {
+        dial_succeeded(t, d);
+    } else if (r < 0) {
+        ft_dial_fail(t, d, FT_E_TLS, d->err);
+    } else {
+        ft_engine_rewatch(c->engine, c, want_write);
+    }
+}
+
+/* TCP is connected: plain connections are done, https ones start TLS with
+ * their own deadline (tls_handshake_timeout). */
+static void connected(ft_transport *t, ft_dial *d)
+{
+    ft_conn *c = d->c;
+    ft_set_nodelay(c->fd);
+    if (!d->tls) {
+        dial_succeeded(t, d);
+        return;
+    }
+    char err[256];
+    ft_tls_ctx *x = ft_transport_tls(t, err, sizeof err);
+    if (!x) {
+        ft_dial_fail(t, d, FT_E_TLS, err);
+        return;
+    }
+    c->ssl = ft_tls_new(x, c->fd, d->host, c->hp->key, err, sizeof err);
+    if (!c->ssl) {
+        ft_dial_fail(t, d, FT_E_TLS, err);
+        return;
+    }
+    d->handshaking = 1;
+    if (t->cfg.tls_handshake_timeout > 0) {
+        pthread_mutex_lock(&t->mu);
+        d->deadline = ft_now_ns() + t->cfg.tls_handshake_timeout;
+        pthread_mutex_unlock(&t->mu);
+    }
+    if (!c->registered)
+        ft_engine_watch_out(c->engine, c);
+    handshake_step(t, d);
 }
 
 void ft_dial_fail(ft_transport *t, ft_dial *d, int code, const char *msg)
@@ -26,7 +73,9 @@ void ft_dial_fail(ft_transport *t, ft_dial *d, int code, const char *msg)
     char addr[80];
     if (c->registered)
         ft_engine_unwatch(c->engine, c);
-    if (code == FT_E_CONNECT_TIMEOUT && !msg) {
+    if (code == FT_E_CONNECT_TIMEOUT && !msg && d->handshaking) {
+        snprintf(d->err, sizeof d->err, "net/http: TLS handshake timeout");
+    } else if (code == FT_E_CONNECT_TIMEOUT && !msg) {
         const struct addrinfo *ai = d->next ? d->next : d->addrs;
         if (ai)
             ft_addr_str(ai, addr, sizeof addr);
@@ -58,7 +107,7 @@ static void try_next(ft_transport *t, ft_dial *d)
         }
         c->fd = fd;
         if (!pending) {
-            dial_succeeded(t, d);
+            connected(t, d);
             return;
         }
         ft_engine_watch_out(c->engine, c);
@@ -88,9 +137,13 @@ void ft_dial_on_event(ft_transport *t, ft_dial *d)
 {
     ft_conn *c = d->c;
     char addr[80], ebuf[128];
+    if (d->handshaking) {
+        handshake_step(t, d);
+        return;
+    }
     int e = ft_connect_result(c->fd);
     if (e == 0) {
-        dial_succeeded(t, d);
+        connected(t, d);
         return;
     }
     ft_engine_unwatch(c->engine, c);

@@ -47,6 +47,15 @@ void ft_engine_watch_out(ft_engine *e, ft_conn *c)
         c->registered = 1;
 }
 
+void ft_engine_rewatch(ft_engine *e, ft_conn *c, int want_write)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = want_write ? EPOLLOUT : EPOLLIN;
+    ev.data.u64 = conn_tag(c);
+    (void)epoll_ctl(e->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
 void ft_engine_unwatch(ft_engine *e, ft_conn *c)
 {
     (void)epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -110,8 +119,8 @@ static void drain_unlink_locked(ft_engine *e, ft_conn *c)
 static void drain_step(ft_transport *t, ft_engine *e, ft_conn *c)
 {
     for (;;) {
-        size_t room = c->cap;
-        ssize_t n = recv(c->fd, c->buf, room, MSG_DONTWAIT);
+        char ebuf[160];
+        ssize_t n = ft_conn_recv(c, c->buf, c->cap, ebuf, sizeof ebuf);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         if (n <= 0 || (uint64_t)n > c->drain_left) {
@@ -131,6 +140,15 @@ static void drain_step(ft_transport *t, ft_engine *e, ft_conn *c)
         }
     }
     ft_conn_destroy(t, c);
+}
+
+/* An idle TLS connection became readable: process what arrived. True when
+ * it carried no application data and the peer did not close. */
+static int idle_tls_record_only(ft_conn *c)
+{
+    char one[1], ebuf[160];
+    ssize_t n = ft_conn_recv(c, one, sizeof one, ebuf, sizeof ebuf);
+    return n < 0 && errno == EAGAIN && !c->want_write;
 }
 
 static void *engine_main(void *arg)
@@ -187,8 +205,17 @@ static void *engine_main(void *arg)
             if (c && c->state == FT_CS_IDLE) {
                 /* Go: readLoopPeekFailLocked. EOF and "HTTP/1.x 408" are
                  * expected; anything else is an unsolicited response. Both
-                 * end the connection. */
+                 * end the connection. Over TLS the bytes may be a record
+                 * that carries no data (a TLS 1.3 session ticket): then the
+                 * connection stays. */
                 ft_pool_unlink_idle_locked(t, c);
+                pthread_mutex_unlock(&t->mu);
+                if (c->ssl && idle_tls_record_only(c)) {
+                    ft_engine_unwatch(e, c);
+                    ft_pool_put(t, c);
+                    continue;
+                }
+                pthread_mutex_lock(&t->mu);
                 t->st.idle_closed_by_peer++;
                 pthread_mutex_unlock(&t->mu);
                 ft_conn_destroy(t, c);

@@ -358,13 +358,20 @@ static void deliver_err_locked(ft_transport *t, ft_want *w, int code, const char
 static int start_dial_locked(ft_transport *t, ft_hostpool *hp, ft_want *w)
 {
     ft_dial *d = calloc(1, sizeof *d);
+    if (d && w->tls && !(d->host = strdup(w->host))) {
+        free(d);
+        d = NULL;
+    }
     ft_conn *c = d ? ft_conn_new_locked(t, hp) : NULL;
     if (!c) {
+        if (d)
+            free(d->host);
         free(d);
         return -1;
     }
     d->c = c;
     d->want = w;
+    d->tls = w->tls;
     d->addrs = w->addrs;       /* the dial owns the addresses now */
     w->addrs = NULL;
     w->dial = d;
@@ -511,6 +518,7 @@ void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok)
     pthread_mutex_unlock(&t->mu);
     if (d->addrs)
         freeaddrinfo(d->addrs);
+    free(d->host);
     free(d);
     if (c) {
         if (ok)
@@ -546,7 +554,7 @@ void ft_pool_put(ft_transport *t, ft_conn *c)
     pthread_mutex_lock(&t->mu);
     /* 1. keep-alives off, or a broken connection (unread bytes, no socket) */
     if (t->closed || t->cfg.disable_keep_alives || t->cfg.max_idle_conns_per_host < 0
-        || c->rpos != c->wpos || c->fd < 0)
+        || c->rpos != c->wpos || c->fd < 0 || (c->ssl && ft_tls_pending(c->ssl) > 0))
         refuse = 1;
     if (!refuse) {
         /* 2. */
@@ -609,6 +617,10 @@ void ft_conn_destroy(ft_transport *t, ft_conn *c)
     /* The socket is closed before its per-host slot is given to a waiter
      * (Go: closeLocked, then decConnsPerHost), so the host never sees more
      * than max_conns_per_host connections, even for an instant. */
+    if (c->ssl) {
+        ft_tls_close(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0)
         close(c->fd);
     pthread_mutex_lock(&t->mu);
@@ -641,6 +653,13 @@ ft_transport *ft_transport_new(const ft_config *cfg, char *err, size_t errcap)
     if (t->cfg.io_threads < 1)
         t->cfg.io_threads = 1;
     pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_init(&t->tls_mu, NULL);
+    /* own copies of the TLS paths */
+    const char **paths[] = { &t->cfg.tls.ca_file, &t->cfg.tls.ca_dir, &t->cfg.tls.cert_file,
+                             &t->cfg.tls.key_file };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (*paths[i])
+            *paths[i] = strdup(*paths[i]);
     t->free_bufs = calloc(FT_MAX_FREE_BUFS, sizeof *t->free_bufs);
     t->nengines = t->cfg.io_threads;
     t->engines = calloc((size_t)t->nengines, sizeof *t->engines);
@@ -771,6 +790,7 @@ void ft_transport_close(ft_transport *t)
         ft_conn_destroy(t, d->c);
         if (d->addrs)
             freeaddrinfo(d->addrs);
+        free(d->host);
         free(d);
     }
     engines_close_fds(t);
@@ -798,6 +818,12 @@ void ft_transport_free(ft_transport *t)
     free(t->slot_gen);
     free(t->free_slots);
     free(t->engines);
+    ft_tls_ctx_free(t->tls);
+    free((char *)t->cfg.tls.ca_file);
+    free((char *)t->cfg.tls.ca_dir);
+    free((char *)t->cfg.tls.cert_file);
+    free((char *)t->cfg.tls.key_file);
+    pthread_mutex_destroy(&t->tls_mu);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -807,6 +833,24 @@ void ft_transport_stats(ft_transport *t, ft_stats *out)
     pthread_mutex_lock(&t->mu);
     *out = t->st;
     pthread_mutex_unlock(&t->mu);
+    pthread_mutex_lock(&t->tls_mu);
+    if (t->tls)
+        ft_tls_counts(t->tls, &out->tls_handshakes, &out->tls_resumed);
+    pthread_mutex_unlock(&t->tls_mu);
+}
+
+/* The TLS context, made at the first https dial (loading a CA bundle costs
+ * milliseconds that plain-HTTP users should not pay). */
+ft_tls_ctx *ft_transport_tls(ft_transport *t, char *err, size_t errcap)
+{
+    pthread_mutex_lock(&t->tls_mu);
+    if (!t->tls && !t->tls_err[0])
+        t->tls = ft_tls_ctx_new(&t->cfg.tls, t->tls_err, sizeof t->tls_err);
+    ft_tls_ctx *x = t->tls;
+    if (!x)
+        snprintf(err, errcap, "%s", t->tls_err);
+    pthread_mutex_unlock(&t->tls_mu);
+    return x;
 }
 
 size_t ft_transport_hosts(ft_transport *t, ft_host_stat *out, size_t cap)

@@ -521,8 +521,13 @@ class ScriptedServer:
         name: str = "scripted",
         backlog: int = 128,
         join_timeout: float = 5.0,
+        ssl_context: Any = None,
     ) -> None:
         self.handler = _as_handler(handler)
+        #: An ``ssl.SSLContext`` (server side): each connection is wrapped in
+        #: TLS before its handler runs; ``tls_errors`` counts failed handshakes.
+        self.ssl_context = ssl_context
+        self.tls_errors = 0
         self.name = name
         self.backlog = backlog
         self.join_timeout = join_timeout
@@ -555,13 +560,17 @@ class ScriptedServer:
     def address(self) -> tuple[str, int]:
         return (HOST, self.port)
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_context is not None else "http"
+
     def url(self, path: str = "/") -> str:
-        """``http://127.0.0.1:PORT`` + ``path``."""
-        return f"http://{HOST}:{self.port}{path}"
+        """``http(s)://127.0.0.1:PORT`` + ``path``."""
+        return f"{self.scheme}://{HOST}:{self.port}{path}"
 
     @property
     def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{self.scheme}://{HOST}:{self.port}"
 
     # -- lifecycle
 
@@ -716,6 +725,15 @@ class ScriptedServer:
 
     def _serve(self, conn: ServerConn) -> None:
         try:
+            if self.ssl_context is not None:
+                try:
+                    conn.sock.settimeout(10)
+                    conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True)
+                except OSError:
+                    with self._cond:
+                        self.tls_errors += 1
+                        self._cond.notify_all()
+                    return
             self.handler(conn)
         except (ConnectionError, EOFError):
             pass  # the client closed or reset: part of many tests

@@ -2,6 +2,14 @@
 from libc.stdint cimport int64_t, uint64_t
 from fasttransport._cparser cimport ft_header, ft_framing
 
+cdef extern from "tls.h" nogil:
+    ctypedef struct ft_tls_config:
+        int verify
+        const char *ca_file
+        const char *ca_dir
+        const char *cert_file
+        const char *key_file
+
 cdef extern from "core.h" nogil:
     ctypedef struct ft_config:
         int max_idle_conns
@@ -14,6 +22,8 @@ cdef extern from "core.h" nogil:
         size_t max_response_header_bytes
         size_t drain_limit
         int io_threads
+        int64_t tls_handshake_timeout
+        ft_tls_config tls
 
     ctypedef struct ft_stats:
         int64_t open_conns, idle_conns, active_conns, draining_conns, dialing_conns
@@ -22,6 +32,7 @@ cdef extern from "core.h" nogil:
         int64_t idle_closed_by_peer, idle_timeouts, drained_conns
         int64_t io_threads
         int64_t waiting_requests
+        int64_t tls_handshakes, tls_resumed
 
     enum:
         FT_R_DONE
@@ -37,6 +48,7 @@ cdef extern from "core.h" nogil:
         FT_E_CLOSED
         FT_E_NOMEM
         FT_E_POOL_TIMEOUT
+        FT_E_TLS
 
     ctypedef struct ft_transport:
         pass
@@ -50,6 +62,7 @@ cdef extern from "core.h" nogil:
         const char *body
         size_t body_len
         int is_head
+        int tls
         int req_close
         int64_t deadline
         size_t nwritten

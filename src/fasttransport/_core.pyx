@@ -56,6 +56,7 @@ cdef dict _EXC = {
     FT_E_CANCELLED: _errors.Cancelled,
     FT_E_CLOSED: _errors.TransportError,
     FT_E_POOL_TIMEOUT: _errors.PoolTimeout,
+    FT_E_TLS: _errors.TLSError,
 }
 
 
@@ -82,7 +83,9 @@ cdef class CoreTransport:
                   int max_conns_per_host, idle_conn_timeout, bint disable_keep_alives,
                   dial_timeout, response_header_timeout,
                   Py_ssize_t max_response_header_bytes, Py_ssize_t drain_limit,
-                  int io_threads):
+                  int io_threads, tls_handshake_timeout=None, bint verify=True,
+                  bytes ca_file=None, bytes ca_dir=None, bytes cert_file=None,
+                  bytes key_file=None):
         cdef ft_config cfg
         cdef char err[256]
         cfg.max_idle_conns = max_idle_conns
@@ -95,6 +98,13 @@ cdef class CoreTransport:
         cfg.max_response_header_bytes = max_response_header_bytes
         cfg.drain_limit = drain_limit
         cfg.io_threads = io_threads
+        cfg.tls_handshake_timeout = _ns(tls_handshake_timeout)
+        cfg.tls.verify = verify
+        # the C side copies these strings
+        cfg.tls.ca_file = <const char *>ca_file if ca_file is not None else NULL
+        cfg.tls.ca_dir = <const char *>ca_dir if ca_dir is not None else NULL
+        cfg.tls.cert_file = <const char *>cert_file if cert_file is not None else NULL
+        cfg.tls.key_file = <const char *>key_file if key_file is not None else NULL
         err[0] = 0
         with nogil:
             self.t = ft_transport_new(&cfg, err, sizeof(err))
@@ -197,7 +207,8 @@ cdef class Exchange:
         raise cls(f'{self.op} "{self.url}": {cause}', method=self.op.upper(), url=self.url)
 
     def start(self, CoreTransport tr, str op, str url, bytes key, bytes host, int port,
-              bytes head, body, bint is_head, bint req_close, deadline_ns, cancel=None):
+              bytes head, body, bint is_head, bint req_close, deadline_ns, cancel=None,
+              bint tls=False):
         """Send the request and read the response head (blocking, GIL
         released). Raises the API.md exception on failure."""
         cdef int rc
@@ -221,6 +232,7 @@ cdef class Exchange:
             self.rt.body = <bytes>body
             self.rt.body_len = len(<bytes>body)
         self.rt.is_head = is_head
+        self.rt.tls = tls
         self.rt.req_close = req_close
         self.rt.deadline = 0 if deadline_ns is None else <int64_t>deadline_ns
         while True:

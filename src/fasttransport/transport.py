@@ -5,12 +5,13 @@ failed request may be retried."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Union
 
 from . import _core
-from .errors import Cancelled, HTTPError, TimeoutError, TransportError
+from .errors import Cancelled, HTTPError, TimeoutError
 from .models import Request, Response
 
 __all__ = ["Transport", "TransportStats", "DEFAULT_USER_AGENT"]
@@ -53,6 +54,8 @@ class TransportStats:
     drained_conns: int
     io_threads: int
     waiting_requests: int
+    tls_handshakes: int
+    tls_resumed: int
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -89,6 +92,38 @@ def _should_retry(x: Any, req: Request, err: HTTPError) -> bool:
     if x.got_response_bytes:
         return False
     return _is_replayable(req)
+
+
+def _tls_files(verify: Union[bool, str], cert: Any) -> dict:
+    """The native TLS settings for verify= and cert= (API.md).
+
+    verify=True uses the certifi bundle when certifi is installed, else the
+    system store (OpenSSL's default paths); a str names a CA bundle file or a
+    hashed directory; False turns verification off. cert is a PEM file holding
+    the client certificate (and its key), or a (cert, key) pair."""
+    out: dict = {"verify": bool(verify)}
+    if isinstance(verify, (str, os.PathLike)):
+        path = os.fspath(verify)
+        if not os.path.exists(path):
+            raise ValueError(f"verify: no CA bundle or directory at {path!r}")
+        out["verify"] = True
+        out["ca_dir" if os.path.isdir(path) else "ca_file"] = os.fsencode(path)
+    elif verify:
+        try:
+            import certifi
+        except ImportError:
+            pass
+        else:
+            out["ca_file"] = os.fsencode(certifi.where())
+    if cert is not None:
+        cert_file, key_file = (cert if isinstance(cert, (tuple, list)) else (cert, None))
+        for p in (cert_file, key_file):
+            if p is not None and not os.path.exists(p):
+                raise ValueError(f"cert: no such file {p!r}")
+        out["cert_file"] = os.fsencode(cert_file)
+        if key_file is not None:
+            out["key_file"] = os.fsencode(key_file)
+    return out
 
 
 def _seconds(value: Optional[float], name: str) -> Optional[float]:
@@ -180,6 +215,7 @@ class Transport:
         self.verify = verify
         self.cert = cert
         self.proxy = None if proxy is _UNSET else proxy
+        tls = _tls_files(verify, cert)
         self._core = _core.CoreTransport(
             max_idle_conns=max_idle_conns,
             max_idle_conns_per_host=max_idle_conns_per_host,
@@ -191,6 +227,8 @@ class Transport:
             max_response_header_bytes=self.max_response_header_bytes,
             drain_limit=self.drain_limit,
             io_threads=self.io_threads,
+            tls_handshake_timeout=self.tls_handshake_timeout,
+            **tls,
         )
         self._closed = False
 
@@ -203,11 +241,6 @@ class Transport:
 
     def _send(self, request: Request, deadline_ns: Optional[int], cancel: Any,
               stream: bool) -> Response:
-        if request._u.scheme == "https":
-            u = request._u
-            raise TransportError(
-                f'{request.method.capitalize()} "{u.redacted}": https is not supported yet',
-                method=request.method, url=u.redacted)
         u = request._u
         method = request.method
         headers = request.headers
@@ -231,7 +264,8 @@ class Transport:
             t0 = time.perf_counter()
             try:
                 x.start(self._core, op, u.redacted, u.key, u.host_bytes, u.port, head, body,
-                        method == "HEAD", req_close, deadline_ns, cancel)
+                        method == "HEAD", req_close, deadline_ns, cancel,
+                        u.scheme == "https")
             except HTTPError as err:
                 if _should_retry(x, request, err):
                     continue

@@ -1,0 +1,54 @@
+/* tls.h - OpenSSL driven by the connection loops: non-blocking handshake,
+ * reads and writes with want-read / want-write states, verification, client
+ * certificates, and a per-key session cache for resumption.
+ *
+ * One SSL object per connection, only ever used by the thread that owns the
+ * connection at that moment (caller or engine, see core.h), so OpenSSL's
+ * "no concurrent use of one SSL" rule holds by construction. */
+#ifndef FT_TLS_H
+#define FT_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct ft_tls_ctx ft_tls_ctx;
+typedef struct ssl_st SSL;
+
+typedef struct {
+    int verify;                /* verify the server certificate and name */
+    const char *ca_file;       /* PEM bundle, or NULL */
+    const char *ca_dir;        /* hashed directory, or NULL */
+    const char *cert_file;     /* client certificate chain (PEM), or NULL */
+    const char *key_file;      /* its key (PEM); NULL: in cert_file */
+} ft_tls_config;
+
+ft_tls_ctx *ft_tls_ctx_new(const ft_tls_config *cfg, char *err, size_t errcap);
+void ft_tls_ctx_free(ft_tls_ctx *ctx);
+
+/* Counters (read under the transport lock by the caller of stats). */
+void ft_tls_counts(ft_tls_ctx *ctx, int64_t *full, int64_t *resumed);
+
+/* A new client SSL for fd: SNI and name check for host (IP addresses are
+ * checked as IPs, without SNI), a cached session for key if there is one. */
+SSL *ft_tls_new(ft_tls_ctx *ctx, int fd, const char *host, const char *key,
+                char *err, size_t errcap);
+
+/* Advance the handshake: 1 done, 0 in progress (*want_write says which way
+ * to wait), -1 failed with Go-like text in err. */
+int ft_tls_handshake(ft_tls_ctx *ctx, SSL *ssl, const char *host, int *want_write,
+                     char *err, size_t errcap);
+
+/* Non-blocking read/write. >0 bytes; 0 clean end (close_notify or EOF);
+ * -1 with errno EAGAIN (then *want_write: wait for writability rather than
+ * readability) or another errno (text in err). */
+ssize_t ft_tls_read(SSL *ssl, void *buf, size_t n, int *want_write, char *err, size_t errcap);
+ssize_t ft_tls_write(SSL *ssl, const void *buf, size_t n, int *want_write, char *err, size_t errcap);
+
+/* Decrypted bytes waiting inside OpenSSL (not visible to poll). */
+int ft_tls_pending(SSL *ssl);
+
+/* Send close_notify (best effort, non-blocking) and free. */
+void ft_tls_close(SSL *ssl);
+
+#endif
