@@ -319,7 +319,7 @@ static void dq_remove_locked(ft_hostpool *hp, ft_want *w)
 }
 
 /* The want stops waiting: out of both queues, its dial (if any) detached. */
-static void want_finish_locked(ft_transport *t, ft_want *w)
+static void want_finish_locked(ft_transport *t, ft_want *w, int may_free)
 {
     ft_hostpool *hp = w->hp;
     w->done = 1;
@@ -329,13 +329,17 @@ static void want_finish_locked(ft_transport *t, ft_want *w)
         w->dial->want = NULL;
         w->dial = NULL;
     }
+    if (w->cond_ready)
+        pthread_cond_signal(&w->cond);
     if (w->queued) {
         w->queued = 0;
         hp->nwait--;
         t->st.waiting_requests--;
+        /* the last reference may be gone (not while closing: the transport
+         * walks the host table then) */
+        if (may_free && !t->closed)
+            host_maybe_free_locked(t, hp);
     }
-    if (w->cond_ready)
-        pthread_cond_signal(&w->cond);
 }
 
 /* Go's wantConn.tryDeliver: the first delivery wins. */
@@ -343,14 +347,15 @@ static void deliver_conn_locked(ft_transport *t, ft_want *w, ft_conn *c)
 {
     set_state_locked(t, c, FT_CS_ACTIVE);
     w->conn = c;
-    want_finish_locked(t, w);
+    want_finish_locked(t, w, 0);   /* c keeps hp alive */
 }
 
-static void deliver_err_locked(ft_transport *t, ft_want *w, int code, const char *msg)
+static void deliver_err_locked(ft_transport *t, ft_want *w, int code, const char *msg,
+                               int may_free)
 {
     w->err_code = code;
     snprintf(w->err, sizeof w->err, "%s", msg);
-    want_finish_locked(t, w);
+    want_finish_locked(t, w, may_free);
 }
 
 /* Start a dial for w (Go's queueForDial -> startDialConnForLocked): a new
@@ -390,8 +395,9 @@ static void grant_slot_locked(ft_transport *t, ft_hostpool *hp)
     while (max > 0 && hp->nconns < max && hp->dq_head && !t->closed) {
         ft_want *w = hp->dq_head;
         dq_remove_locked(hp, w);
-        if (start_dial_locked(t, hp, w) != 0)
-            deliver_err_locked(t, w, FT_E_NOMEM, "out of memory");
+        if (start_dial_locked(t, hp, w) != 0) {
+            deliver_err_locked(t, w, FT_E_NOMEM, "out of memory", 0);
+        }
     }
 }
 
@@ -432,7 +438,7 @@ int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out)
         int max = t->cfg.max_conns_per_host;
         if (max <= 0 || hp->nconns < max) {
             if (start_dial_locked(t, hp, w) != 0) {
-                want_finish_locked(t, w);
+                want_finish_locked(t, w, 1);
                 rc = -1;
             }
         } else {
@@ -473,7 +479,7 @@ ft_conn *ft_pool_cancel_want(ft_transport *t, ft_want *w)
     ft_conn *c = NULL;
     pthread_mutex_lock(&t->mu);
     if (!w->done)
-        want_finish_locked(t, w);
+        want_finish_locked(t, w, 1);
     c = w->conn;
     w->conn = NULL;
     pthread_mutex_unlock(&t->mu);
@@ -502,30 +508,41 @@ void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok)
     pthread_mutex_lock(&t->mu);
     ft_engine_unlink_dial_locked(c->engine, d);
     c->dial = NULL;
-    ft_want *w = d->want;
-    if (w)
-        w->dial = NULL;
     if (ok) {
-        if (w && !w->done && !t->closed) {
-            deliver_conn_locked(t, w, c);
-            c = NULL;
+        ft_want *w = d->want;
+        if (w) {
+            w->dial = NULL;
+            d->want = NULL;
+            if (!w->done && !t->closed) {
+                deliver_conn_locked(t, w, c);
+                c = NULL;
+            }
         }
     } else {
         t->st.dial_errors++;
-        if (w && !w->done)
-            deliver_err_locked(t, w, d->err_code, d->err);
     }
     pthread_mutex_unlock(&t->mu);
+    if (c && ok) {
+        ft_pool_put(t, c);          /* nobody waits for it: pool it */
+    } else if (c) {
+        /* Close first, so that the stats and the host's slot are settled
+         * when the waiter hears of the failure. d->want stays linked until
+         * then: a waiter that gives up meanwhile unlinks itself. */
+        ft_conn_destroy(t, c);
+        pthread_mutex_lock(&t->mu);
+        ft_want *w = d->want;
+        if (w) {
+            w->dial = NULL;
+            d->want = NULL;
+            if (!w->done)
+                deliver_err_locked(t, w, d->err_code, d->err, 1);
+        }
+        pthread_mutex_unlock(&t->mu);
+    }
     if (d->addrs)
         freeaddrinfo(d->addrs);
     free(d->host);
     free(d);
-    if (c) {
-        if (ok)
-            ft_pool_put(t, c);      /* nobody waits for it: pool it */
-        else
-            ft_conn_destroy(t, c);  /* frees the slot for the next waiter */
-    }
 }
 
 /* Hand a connection closed early to its engine, which discards the
@@ -746,7 +763,7 @@ void ft_transport_close(ft_transport *t)
     for (size_t i = 0; i < t->hosts_cap; i++)
         for (ft_hostpool *hp = t->hosts[i]; hp; hp = hp->next)
             while (hp->iq_head)
-                deliver_err_locked(t, hp->iq_head, FT_E_CLOSED, "transport is closed");
+                deliver_err_locked(t, hp->iq_head, FT_E_CLOSED, "transport is closed", 0);
     /* Wake the owners of connections in use: their next read fails. */
     for (uint32_t i = 0; i < t->nslots; i++) {
         ft_conn *c = t->slots[i];
