@@ -93,80 +93,123 @@ void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
 
 /* ---------------------------------------------------------------- exchange */
 
-/* The write loop: send what is left of head + body. Returns 1 when all is
- * written, 0 when the socket is full, -1 on error (errno kept). */
-static int tls_write_loop(ft_rt *rt)
+/* ---------------------------------------------------------------- write loop */
+
+/* The write loop's states. The head goes first; with Expect: 100-continue
+ * the body waits for "100 Continue" or expect_continue_timeout (Go's
+ * waitForContinue); a streamed body arrives segment by segment from the
+ * caller (FT_R_NEED_BODY). */
+enum { WS_HEAD = 0, WS_WAIT100, WS_BODY, WS_NEED, WS_DONE, WS_SKIP, WS_FAILED };
+enum { WL_BLOCKED = 0, WL_DONE, WL_ERR, WL_NEED, WL_WAIT100 };
+
+void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more)
 {
-    ft_conn *c = rt->conn;
-    size_t total = rt->head_len + rt->body_len;
-    char tmp[16384], ebuf[160];
-    while (rt->nwritten < total) {
-        const char *p;
-        size_t len;
-        if (total <= sizeof tmp) {
-            /* a small request goes out as one TLS record */
-            size_t k = 0;
-            for (size_t i = rt->nwritten; i < total; i++)
-                tmp[k++] = i < rt->head_len ? rt->head[i] : rt->body[i - rt->head_len];
+    rt->body = seg;
+    rt->body_len = len;
+    rt->body_off = 0;
+    rt->body_more = more;
+    if (rt->wstate == WS_NEED)
+        rt->wstate = WS_BODY;
+}
+
+/* Pieces to send now: the rest of the head, and the rest of the body segment
+ * when the body may go (not held back by 100-continue). */
+static int pieces(ft_rt *rt, struct iovec *iov)
+{
+    int n = 0;
+    if (rt->wstate == WS_HEAD && rt->head_off < rt->head_len) {
+        iov[n].iov_base = (char *)rt->head + rt->head_off;
+        iov[n].iov_len = rt->head_len - rt->head_off;
+        n++;
+    }
+    if ((rt->wstate == WS_BODY || (rt->wstate == WS_HEAD && !rt->expect_continue))
+        && rt->body_off < rt->body_len) {
+        iov[n].iov_base = (char *)rt->body + rt->body_off;
+        iov[n].iov_len = rt->body_len - rt->body_off;
+        n++;
+    }
+    return n;
+}
+
+static void advance(ft_rt *rt, size_t w)
+{
+    rt->nwritten += w;
+    if (rt->wstate == WS_HEAD) {
+        size_t h = rt->head_len - rt->head_off;
+        size_t k = w < h ? w : h;
+        rt->head_off += k;
+        w -= k;
+    }
+    rt->body_off += w;
+}
+
+/* One non-blocking write of iov[0..n): bytes written, or -1 (errno). */
+static ssize_t send_pieces(ft_conn *c, struct iovec *iov, int n)
+{
+    if (c->ssl) {
+        /* a small request goes out as one TLS record */
+        char tmp[16384], ebuf[160];
+        const char *p = iov[0].iov_base;
+        size_t len = iov[0].iov_len;
+        if (n == 2 && iov[0].iov_len + iov[1].iov_len <= sizeof tmp) {
+            memcpy(tmp, iov[0].iov_base, iov[0].iov_len);
+            memcpy(tmp + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
             p = tmp;
-            len = k;
-        } else if (rt->nwritten < rt->head_len) {
-            p = rt->head + rt->nwritten;
-            len = rt->head_len - rt->nwritten;
-        } else {
-            p = rt->body + (rt->nwritten - rt->head_len);
-            len = total - rt->nwritten;
+            len = iov[0].iov_len + iov[1].iov_len;
         }
         ssize_t w = ft_tls_write(c->ssl, p, len, &c->want_write, ebuf, sizeof ebuf);
-        if (w < 0)
-            return errno == EAGAIN ? 0 : -1;
         if (w == 0) {
             errno = EPIPE;
             return -1;
         }
-        rt->nwritten += (size_t)w;
+        return w;
     }
-    return 1;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)n;
+    for (;;) {
+        ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w >= 0 || errno != EINTR)
+            return w;
+    }
 }
 
-static int write_loop(ft_rt *rt)
+/* The write loop: advance until blocked, done, or waiting for the caller or
+ * for 100 Continue. */
+static int write_loop(ft_transport *t, ft_rt *rt)
 {
-    size_t total = rt->head_len + rt->body_len;
-    if (rt->conn->ssl)
-        return tls_write_loop(rt);
-    while (rt->nwritten < total) {
+    for (;;) {
         struct iovec iov[2];
-        int n = 0;
-        if (rt->nwritten < rt->head_len) {
-            iov[n].iov_base = (char *)rt->head + rt->nwritten;
-            iov[n].iov_len = rt->head_len - rt->nwritten;
-            n++;
-            if (rt->body_len) {
-                iov[n].iov_base = (char *)rt->body;
-                iov[n].iov_len = rt->body_len;
-                n++;
+        int n = pieces(rt, iov);
+        if (n == 0) {
+            /* what was allowed is written: next state */
+            if (rt->wstate == WS_HEAD && rt->expect_continue && rt->body_len + rt->body_more > 0) {
+                int64_t wait = t->cfg.expect_continue_timeout;
+                if (wait > 0) {
+                    rt->wstate = WS_WAIT100;
+                    rt->continue_deadline = ft_now_ns() + wait;
+                    return WL_WAIT100;
+                }
+                rt->wstate = WS_BODY;     /* zero: no wait at all */
+                continue;
             }
-        } else {
-            size_t off = rt->nwritten - rt->head_len;
-            iov[n].iov_base = (char *)rt->body + off;
-            iov[n].iov_len = rt->body_len - off;
-            n++;
+            if (rt->body_more) {
+                rt->wstate = WS_NEED;
+                return WL_NEED;
+            }
+            rt->wstate = WS_DONE;
+            return WL_DONE;
         }
-        struct msghdr msg;
-        memset(&msg, 0, sizeof msg);
-        msg.msg_iov = iov;
-        msg.msg_iovlen = (size_t)n;
-        ssize_t w = sendmsg(rt->conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = send_pieces(rt->conn, iov, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EINTR)
-                continue;
-            return -1;
+                return WL_BLOCKED;
+            rt->wstate = WS_FAILED;
+            return WL_ERR;
         }
-        rt->nwritten += (size_t)w;
+        advance(rt, (size_t)w);
     }
-    return 1;
 }
 
 ssize_t ft_conn_recv(ft_conn *c, char *buf, size_t n, char *ebuf, size_t ecap)
@@ -263,7 +306,10 @@ static int on_head(ft_transport *t, ft_rt *rt, size_t len)
         return -1;
     }
     if (h.status >= 100 && h.status <= 199 && h.status != 101) {
-        /* interim response: skipped; its bytes count against the budget */
+        /* interim response: skipped; its bytes count against the budget.
+         * "100 Continue" releases a body held back for it. */
+        if (h.status == 100 && rt->wstate == WS_WAIT100)
+            rt->wstate = WS_BODY;
         rt->head_budget_used += len;
         c->rpos += len;
         rt->scan = 0;
@@ -284,10 +330,22 @@ static int on_head(ft_transport *t, ft_rt *rt, size_t len)
     }
     c->rpos += len;
     /* Go's persistConn reuse conditions for the request/response pair (§7).
-     * The body's outcome is applied later, in finish_body / ft_rt_close. */
+     * The request write must have finished (checked when the head is
+     * returned); the body's outcome is applied in finish_body / ft_rt_close. */
     rt->reuse_ok = !rt->framing.close && !rt->req_close && !t->cfg.disable_keep_alives
-                   && rt->status != 101
-                   && rt->nwritten == rt->head_len + rt->body_len;
+                   && rt->status != 101;
+    if (rt->wstate == WS_WAIT100) {
+        /* a final response while the body waits for 100 Continue: the body
+         * is skipped if either side says close, otherwise sent so that the
+         * connection stays in step (Go's waitForContinue) */
+        if (rt->framing.close || rt->req_close) {
+            rt->wstate = WS_SKIP;
+        } else if (!rt->body_more) {
+            rt->wstate = WS_BODY;
+        } else {
+            rt->wstate = WS_SKIP;   /* a streamed body cannot be finished here */
+        }
+    }
     if (rt->framing.kind == FT_BODY_LENGTH && rt->framing.body_length == 0)
         rt->framing.kind = FT_BODY_NONE;
     switch (rt->framing.kind) {
@@ -313,25 +371,38 @@ static void finish_body(ft_transport *t, ft_rt *rt)
 static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
 {
     ft_conn *c = rt->conn;
-    size_t total = rt->head_len + rt->body_len;
-    int writing = rt->nwritten < total;
-    int write_failed = 0, write_errno = 0;
+    int write_errno = 0;
     int readable = c->rpos < c->wpos;   /* leftover bytes? parse them first */
     char ebuf[160];
     size_t limit = t->cfg.max_response_header_bytes;
 
     for (;;) {
+        int writing = rt->wstate == WS_HEAD || rt->wstate == WS_BODY;
         if (writing) {
-            int w = write_loop(rt);
-            if (w != 0) {
-                writing = 0;
-                if (w < 0) {
-                    write_failed = 1;
-                    write_errno = errno;
-                } else if (t->cfg.response_header_timeout > 0) {
-                    rt->header_deadline = ft_now_ns() + t->cfg.response_header_timeout;
-                }
+            int w = write_loop(t, rt);
+            if (w == WL_ERR) {
+                write_errno = errno;
+            } else if (w == WL_NEED && !rt->head_ready) {
+                return FT_R_NEED_BODY;
+            } else if (w == WL_DONE && t->cfg.response_header_timeout > 0 && !rt->head_ready) {
+                /* Go: the response-header timer starts once the request,
+                 * body included, is written */
+                rt->header_deadline = ft_now_ns() + t->cfg.response_header_timeout;
             }
+            writing = rt->wstate == WS_HEAD || rt->wstate == WS_BODY;
+        }
+        if (rt->head_ready) {
+            /* the final head is parsed; only the body write was left */
+            if (!writing) {
+                if (rt->wstate != WS_DONE)
+                    rt->reuse_ok = 0;
+                return FT_R_DONE;
+            }
+            readable = 0;
+        }
+        if (rt->wstate == WS_WAIT100 && ft_now_ns() >= rt->continue_deadline) {
+            rt->wstate = WS_BODY;        /* no 100 Continue in time: send anyway */
+            continue;
         }
         if (readable) {
             if (c->rpos < c->wpos) {
@@ -342,8 +413,10 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
                     int r = on_head(t, rt, hl);
                     if (r < 0)
                         return FT_R_FAIL;
-                    if (r > 0)
-                        return FT_R_DONE;
+                    if (r > 0) {
+                        rt->head_ready = 1;   /* returned once the write settles */
+                        continue;
+                    }
                     continue;   /* 1xx skipped: look at what follows */
                 }
                 if (rt->head_budget_used + (c->wpos - c->rpos) > limit)
@@ -361,8 +434,9 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
             if (n == 0) {
                 if (rt->got_response_bytes)
                     return fail(t, rt, FT_E_PROTOCOL, BROKEN "unexpected EOF");
-                if (write_failed && write_errno != EPIPE && write_errno != ECONNRESET)
-                    return fail(t, rt, FT_E_PROTOCOL, "write: %s", ft_errstr(write_errno, ebuf, sizeof ebuf));
+                if (rt->wstate == WS_FAILED && write_errno != EPIPE && write_errno != ECONNRESET)
+                    return fail(t, rt, FT_E_PROTOCOL, "write: %s",
+                                ft_errstr(write_errno, ebuf, sizeof ebuf));
                 return fail(t, rt, FT_E_PROTOCOL, "EOF");
             }
             if (errno != EAGAIN) {
@@ -379,7 +453,7 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
         if (rt->deadline && now >= rt->deadline)
             return fail(t, rt, FT_E_READ_TIMEOUT,
                         "context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
-        if (rt->header_deadline && now >= rt->header_deadline)
+        if (rt->header_deadline && now >= rt->header_deadline && !rt->head_ready)
             return fail(t, rt, FT_E_HEADER_TIMEOUT, "net/http: timeout awaiting response headers");
         if (now >= slice_end)
             return FT_R_AGAIN;
@@ -388,7 +462,9 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
             until = rt->deadline;
         if (rt->header_deadline && rt->header_deadline < until)
             until = rt->header_deadline;
-        short ev = POLLIN | (writing || c->want_write ? POLLOUT : 0);
+        if (rt->wstate == WS_WAIT100 && rt->continue_deadline < until)
+            until = rt->continue_deadline;
+        short ev = (rt->head_ready ? 0 : POLLIN) | (writing || c->want_write ? POLLOUT : 0);
         int rev = ft_wait_fd(c->fd, ev, ft_ms_until(until, now, -1));
         if (rev & (POLLIN | POLLERR | POLLHUP))
             readable = 1;
@@ -475,7 +551,7 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
         case PH_EXCHANGE: {
             int r = exchange_step(t, rt, slice_end);
             if (r != FT_R_DONE)
-                return r;
+                return r;   /* FT_R_AGAIN, FT_R_FAIL or FT_R_NEED_BODY */
             if (rt->framing.kind == FT_BODY_NONE) {
                 /* no body: the connection goes back before the caller sees
                  * the response (TestTransportReuseConnEmptyResponseBody) */

@@ -38,6 +38,7 @@ typedef struct {
     int64_t response_header_timeout; /* [ResponseHeaderTimeout] ns, 0 = none */
     size_t max_response_header_bytes; /* [MaxResponseHeaderBytes] */
     size_t drain_limit;            /* bytes drained on early close; 0 = never */
+    int64_t expect_continue_timeout; /* [ExpectContinueTimeout] ns; 0 = do not wait */
     int io_threads;                /* engine threads, >= 1 */
     int64_t tls_handshake_timeout; /* [TLSHandshakeTimeout] ns, 0 = none */
     ft_tls_config tls;             /* strings owned by the transport */
@@ -57,6 +58,7 @@ typedef struct {
 #define FT_R_DONE 0
 #define FT_R_FAIL (-1)
 #define FT_R_AGAIN (-2)
+#define FT_R_NEED_BODY (-3)   /* the write loop sent its segment: set the next */
 
 /* Error classes (mapped to Python exceptions in one place, _core.pyx). */
 enum {
@@ -155,8 +157,11 @@ typedef struct ft_rt {
     int port;
     const char *head;          /* serialised request head */
     size_t head_len;
-    const char *body;          /* request body bytes (may be NULL) */
+    const char *body;          /* the body segment being sent (may be NULL) */
     size_t body_len;
+    int body_more;             /* more segments follow (ft_rt_run returns
+                                  FT_R_NEED_BODY when this one is sent) */
+    int expect_continue;       /* Expect: 100-continue with a body */
     int is_head;               /* method is HEAD */
     int tls;                   /* https: TLS on the connection */
     int req_close;             /* request carries Connection: close */
@@ -166,7 +171,11 @@ typedef struct ft_rt {
     int phase;                 /* private */
     ft_conn *conn;
     ft_want want;
-    size_t nwritten;
+    int wstate;                /* write loop state, private */
+    size_t head_off, body_off; /* progress in head and in the current segment */
+    size_t nwritten;           /* bytes of this request written, in all */
+    int64_t continue_deadline; /* waiting for 100 Continue until then */
+    int head_ready;            /* final head parsed, finishing the body write */
     int64_t header_deadline;
     size_t head_budget_used, scan;
 
@@ -221,6 +230,8 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms);
 /* Read body bytes into dst: >0 bytes, 0 at EOF (connection already
  * recycled), FT_R_AGAIN after slice_ms with nothing read, FT_R_FAIL. */
 ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms);
+/* The next body segment after FT_R_NEED_BODY (more = 0: the last one). */
+void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more);
 /* Body bytes available without blocking (buffered), for sizing reads. */
 size_t ft_rt_buffered(const ft_rt *rt);
 /* The caller is done with the body before EOF: drain a small known

@@ -21,6 +21,7 @@ cdef extern from "core.h" nogil:
         int64_t response_header_timeout
         size_t max_response_header_bytes
         size_t drain_limit
+        int64_t expect_continue_timeout
         int io_threads
         int64_t tls_handshake_timeout
         ft_tls_config tls
@@ -38,6 +39,7 @@ cdef extern from "core.h" nogil:
         FT_R_DONE
         FT_R_FAIL
         FT_R_AGAIN
+        FT_R_NEED_BODY
         FT_E_NONE
         FT_E_CONNECT
         FT_E_CONNECT_TIMEOUT
@@ -61,6 +63,8 @@ cdef extern from "core.h" nogil:
         size_t head_len
         const char *body
         size_t body_len
+        int body_more
+        int expect_continue
         int is_head
         int tls
         int req_close
@@ -96,6 +100,7 @@ cdef extern from "core.h" nogil:
     int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
     ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
     size_t ft_rt_buffered(const ft_rt *rt)
+    void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more)
     void ft_rt_close(ft_transport *t, ft_rt *rt)
     void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
     void ft_rt_free(ft_rt *rt)

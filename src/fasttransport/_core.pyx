@@ -83,7 +83,8 @@ cdef class CoreTransport:
                   int max_conns_per_host, idle_conn_timeout, bint disable_keep_alives,
                   dial_timeout, response_header_timeout,
                   Py_ssize_t max_response_header_bytes, Py_ssize_t drain_limit,
-                  int io_threads, tls_handshake_timeout=None, bint verify=True,
+                  int io_threads, tls_handshake_timeout=None, expect_continue_timeout=None,
+                  bint verify=True,
                   bytes ca_file=None, bytes ca_dir=None, bytes cert_file=None,
                   bytes key_file=None):
         cdef ft_config cfg
@@ -97,6 +98,7 @@ cdef class CoreTransport:
         cfg.response_header_timeout = _ns(response_header_timeout)
         cfg.max_response_header_bytes = max_response_header_bytes
         cfg.drain_limit = drain_limit
+        cfg.expect_continue_timeout = _ns(expect_continue_timeout)
         cfg.io_threads = io_threads
         cfg.tls_handshake_timeout = _ns(tls_handshake_timeout)
         cfg.tls.verify = verify
@@ -177,6 +179,9 @@ cdef class Exchange:
     cdef readonly str op, url
     cdef readonly object cancel
     cdef bint _busy
+    cdef object _stream
+    cdef bint _chunked
+    cdef Py_ssize_t _length, _sent
 
     def __cinit__(self):
         ft_rt_init(&self.rt)
@@ -208,9 +213,16 @@ cdef class Exchange:
 
     def start(self, CoreTransport tr, str op, str url, bytes key, bytes host, int port,
               bytes head, body, bint is_head, bint req_close, deadline_ns, cancel=None,
-              bint tls=False):
+              bint tls=False, bint expect_continue=False, bint chunked=False,
+              Py_ssize_t length=-1):
         """Send the request and read the response head (blocking, GIL
-        released). Raises the API.md exception on failure."""
+        released). Raises the API.md exception on failure.
+
+        body: bytes (sent as they are), or an iterator of bytes streamed from
+        the write loop segment by segment: framed as chunked transfer coding
+        when ``chunked``, else it must add up to ``length``. An exception
+        raised by the iterator ends the exchange (connection closed) and is
+        re-raised as it is (Go: TestTransportBodyReadError)."""
         cdef int rc
         if tr.t == NULL:
             raise _errors.TransportError(f'{op} "{url}": transport is closed',
@@ -227,10 +239,18 @@ cdef class Exchange:
         self.rt.port = port
         self.rt.head = head
         self.rt.head_len = len(head)
-        if body is not None:
+        self._stream = None
+        if isinstance(body, bytes):
             self._body = body
             self.rt.body = <bytes>body
             self.rt.body_len = len(<bytes>body)
+        elif body is not None:
+            self._stream = iter(body)
+            self._chunked = chunked
+            self._length = length
+            self._sent = 0
+            self.rt.body_more = 1
+        self.rt.expect_continue = expect_continue
         self.rt.is_head = is_head
         self.rt.tls = tls
         self.rt.req_close = req_close
@@ -242,7 +262,51 @@ cdef class Exchange:
                 return
             if rc == FT_R_FAIL:
                 self._raise()
+            if rc == FT_R_NEED_BODY:
+                self._next_segment()
+                continue
             self._check_between_slices()
+
+    cdef int _next_segment(self) except -1:
+        """The write loop sent the current segment: give it the next one."""
+        cdef bytes seg
+        try:
+            chunk = next(self._stream, None)
+            while chunk is not None and len(chunk) == 0:
+                chunk = next(self._stream, None)
+        except BaseException:
+            ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, b"request body failed")
+            raise
+        if chunk is None:
+            if self._chunked:
+                seg = b"0\r\n\r\n"
+            else:
+                if self._length >= 0 and self._sent != self._length:
+                    self._fail_body()
+                seg = b""
+            self._body = seg
+            ft_rt_set_body(&self.rt, seg, len(seg), 0)
+            return 0
+        if isinstance(chunk, str):
+            chunk = (<str>chunk).encode("utf-8")
+        elif not isinstance(chunk, bytes):
+            chunk = bytes(chunk)
+        self._sent += len(chunk)
+        if self._chunked:
+            seg = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        else:
+            if self._length >= 0 and self._sent > self._length:
+                self._fail_body()
+            seg = chunk
+        self._body = seg
+        ft_rt_set_body(&self.rt, seg, len(seg), 1)
+        return 0
+
+    cdef int _fail_body(self) except -1:
+        ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, b"request body length mismatch")
+        raise _errors.TransportError(
+            f'{self.op} "{self.url}": http: ContentLength={self._length} with Body length '
+            f'{self._sent}', method=self.op.upper(), url=self.url)
 
     # ---- response head -------------------------------------------------
 

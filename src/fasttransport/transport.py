@@ -157,8 +157,9 @@ class Transport:
     - disable_compression [DisableCompression]: do not ask for gzip.
     - response_header_timeout [ResponseHeaderTimeout]: seconds to wait for the
       response head once the request is written; ResponseHeaderTimeout.
-    - expect_continue_timeout [ExpectContinueTimeout]: seconds to wait for
-      ``100 Continue`` (accepted; see README for the state of 100-continue).
+    - expect_continue_timeout [ExpectContinueTimeout]: with a request header
+      ``Expect: 100-continue`` and a body, seconds to wait for ``100 Continue``
+      before sending the body anyway; 0 or None = send it at once. Default 1.
     - dial_timeout [Dialer.Timeout]: seconds to connect; ConnectTimeout.
     - tls_handshake_timeout [TLSHandshakeTimeout]: seconds for the handshake.
     - max_response_header_bytes [MaxResponseHeaderBytes]: budget for the
@@ -228,6 +229,7 @@ class Transport:
             drain_limit=self.drain_limit,
             io_threads=self.io_threads,
             tls_handshake_timeout=self.tls_handshake_timeout,
+            expect_continue_timeout=self.expect_continue_timeout,
             **tls,
         )
         self._closed = False
@@ -251,12 +253,19 @@ class Transport:
             req_close = req_close or any(
                 "close" in v.lower() for v in headers.get_list("connection"))
         body = request.body
+        chunked = request.chunked
         if body is None:
             length = 0 if method in ("POST", "PUT", "PATCH") else -1
-        else:
+        elif isinstance(body, bytes):
             length = len(body)
+        else:
+            # a body streamed from the write loop: its declared length, or chunked
+            length = getattr(request, "body_length", -1)
+            chunked = chunked or length < 0
+        expect = bool(body is not None and headers._list and any(
+            "100-continue" in v.lower() for v in headers.get_list("expect")))
         head = _core.build_head(method, u.target, u.host_header, headers._list, length,
-                                request.chunked, gzip, self.disable_keep_alives,
+                                chunked, gzip, self.disable_keep_alives,
                                 DEFAULT_USER_AGENT)
         op = method.capitalize()
         while True:
@@ -265,7 +274,8 @@ class Transport:
             try:
                 x.start(self._core, op, u.redacted, u.key, u.host_bytes, u.port, head, body,
                         method == "HEAD", req_close, deadline_ns, cancel,
-                        u.scheme == "https")
+                        u.scheme == "https", expect, chunked and not isinstance(body, bytes),
+                        length)
             except HTTPError as err:
                 if _should_retry(x, request, err):
                     continue
