@@ -19,7 +19,7 @@ case "$san" in
     *) echo "unknown sanitizer: $san" >&2; exit 2 ;;
 esac
 # the real interpreter, not a wrapper script: LD_PRELOAD must reach it
-py=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
+py=$(python3 -c 'import sys; print(sys.executable)')
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DFT_SANITIZE="$flags" -DPython_EXECUTABLE="$py" >/dev/null
 ninja -C "$build" >/dev/null
