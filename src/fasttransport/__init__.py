@@ -25,6 +25,7 @@ from .errors import (
     TLSError,
     TooManyRedirects,
     TransportError,
+    UnrewindableBodyError,
 )
 from .models import Headers, Request, Response, ResponseBody
 from .transport import Transport, TransportStats, __version__
@@ -34,5 +35,6 @@ __all__ = [
     "TransportStats", "request", "get", "head", "post", "put", "patch", "delete", "options",
     "HTTPError", "TransportError", "ConnectError", "TLSError", "RemoteProtocolError",
     "TimeoutError", "ConnectTimeout", "ResponseHeaderTimeout", "ReadTimeout", "PoolTimeout",
-    "Cancelled", "TooManyRedirects", "HTTPStatusError", "InvalidRequest", "__version__",
+    "Cancelled", "TooManyRedirects", "UnrewindableBodyError", "HTTPStatusError",
+    "InvalidRequest", "__version__",
 ]

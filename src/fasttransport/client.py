@@ -7,22 +7,40 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.cookiejar
+import re
 import threading
 import urllib.request
-from typing import Any, Iterator, List, Optional
-from urllib.parse import urljoin, urlsplit
+from typing import Any, Iterator, List, Optional, Tuple
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import _core
-from .errors import HTTPError, RemoteProtocolError, TooManyRedirects
-from .models import Headers, HeaderTypes, Request, Response
+from .errors import (
+    HTTPError,
+    InvalidRequest,
+    RemoteProtocolError,
+    TooManyRedirects,
+    UnrewindableBodyError,
+)
+from .models import Headers, HeaderTypes, Request, Response, _check_headers, _parse_url
 from .transport import Transport
 
 __all__ = ["Client", "request", "get", "head", "post", "put", "patch", "delete", "options"]
 
 _UNSET: Any = object()
+#: Go's sensitive headers: dropped on a redirect to another host (§14).
 _SENSITIVE = ("authorization", "www-authenticate", "cookie", "cookie2",
               "proxy-authorization", "proxy-authenticate")
-_REDIRECTS = (301, 302, 303, 307, 308)
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+#: Between hops, at most this much of a redirect body is read (Go's maxBodySlurpSize).
+_SLURP = 2048
+#: Stdlib jars whose emptiness is checked before any cookie work.
+_PLAIN_JARS = (http.cookiejar.CookieJar, http.cookiejar.FileCookieJar,
+               http.cookiejar.MozillaCookieJar, http.cookiejar.LWPCookieJar)
+_CTL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})(.{0,2})", re.S)
+_USERINFO_PW = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
+#: Printable ASCII: kept as it is when bytes >= 0x80 of a Location are escaped.
+_PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))
 
 
 class _JarResponse:
@@ -41,40 +59,102 @@ class _JarResponse:
         return values if values else default
 
 
-def _strip_port(host: str) -> str:
-    return (urlsplit("//" + host).hostname or host).lower()
+def _basic(user: Any, password: Any) -> str:
+    """``Basic base64(user:password)``; str parts are sent as UTF-8 (Go sends
+    the bytes of its strings), bytes as they are."""
+    u = user if isinstance(user, bytes) else str(user).encode("utf-8")
+    p = password if isinstance(password, bytes) else str(password).encode("utf-8")
+    return "Basic " + base64.b64encode(u + b":" + p).decode("ascii")
+
+
+def _redact(url: str) -> str:
+    """A URL for an error message: the password of its userinfo as ***."""
+    return _USERINFO_PW.sub(r"\1***@", url)
+
+
+def _host_of(u: Any) -> str:
+    """The host part of a parsed URL for the sensitive-header rule: IDNA
+    ASCII, lower case, no port, no brackets."""
+    return u.host.lower()
 
 
 def _keeps_sensitive(orig_host: str, new_host: str) -> bool:
-    """Go's shouldCopyHeaderOnRedirect: same host or a subdomain of the
-    original; ports are ignored."""
+    """Go's shouldCopyHeaderOnRedirect / isDomainOrSubdomain: the new host is
+    the original one or a subdomain of it (ports ignored; an IPv6 address or
+    a zone never counts as a subdomain)."""
     if orig_host == new_host:
         return True
+    if ":" in new_host or "%" in new_host:
+        return False
     return new_host.endswith("." + orig_host)
 
 
-def _referer(last_url: str, new_url: str, explicit: Optional[str]) -> Optional[str]:
-    """Go's refererForURL."""
-    last, new = urlsplit(last_url), urlsplit(new_url)
-    if last.scheme == "https" and new.scheme == "http":
-        return None
-    if explicit:
-        return explicit
-    netloc = last.netloc.rpartition("@")[2]
-    return last._replace(netloc=netloc, fragment="").geturl()
+def _referer_of(u: Any) -> str:
+    """Go's refererForURL body: the URL without its userinfo (nor fragment)."""
+    return f"{u.scheme}://{u.host_header}{u.target}"
 
 
-def _drain_small(resp: Response) -> None:
-    """Between hops: read at most 2 KiB of the previous body (when its length
-    is unknown or small), then close it, so a small redirect body leaves its
-    connection reusable (Go's Client.do)."""
+def _parse_location(base: str, loc: str) -> str:
+    """Resolve a Location value against the URL that returned it (RFC 3986).
+    Bytes >= 0x80 (headers are latin-1 text here) are percent-encoded as the
+    bytes they were. Raises ValueError with Go's url.Parse causes for a value
+    that cannot be a URL."""
+    if _CTL.search(loc):
+        raise ValueError(f'parse "{loc}": net/url: invalid control character in URL')
+    m = _BAD_ESCAPE.search(loc)
+    if m:
+        raise ValueError(f'parse "{loc}": invalid URL escape "%{m.group(1)}"')
+    if not loc.isascii():
+        loc = quote(loc.encode("latin-1"), safe=_PRINTABLE)
     try:
-        if resp.content_length == -1 or resp.content_length <= 2048:
-            left = 2048
+        _ = urlsplit(loc).port
+    except ValueError as e:
+        authority = loc.partition("//")[2]
+        for sep in "/?#":
+            authority = authority.partition(sep)[0]
+        hostport = authority.rpartition("@")[2]
+        if "[" in hostport and "]" not in hostport:
+            cause = "missing ']' in host"
+        elif hostport.startswith("["):
+            cause = str(e)
+        else:
+            cause = f'invalid port "{hostport[hostport.rfind(":"):]}" after host'
+        raise ValueError(f'parse "{loc}": {cause}') from None
+    return urljoin(base, loc)
+
+
+def _cookie_pairs(values: List[str]) -> List[Tuple[str, str]]:
+    """(name, "name=value") for every cookie of Cookie header values."""
+    out = []
+    for v in values:
+        for item in v.split(";"):
+            item = item.strip()
+            if item:
+                out.append((item.partition("=")[0].strip(), item))
+    return out
+
+
+def _set_cookie_names(headers: Headers) -> List[str]:
+    return [v.partition(";")[0].partition("=")[0].strip()
+            for v in headers.get_list("Set-Cookie")]
+
+
+def _slurp_and_close(resp: Response) -> None:
+    """Between hops (Go's Client.do): read at most 2 KiB of the previous body
+    when its length is unknown or at most that, then close it, so a small
+    redirect body leaves its connection reusable. Errors are ignored (the
+    connection is then not reused). A body read whole stays readable as
+    ``content``."""
+    data = []
+    try:
+        if resp.content_length == -1 or resp.content_length <= _SLURP:
+            left = _SLURP + 1
             while left > 0:
                 chunk = resp.read(left)
                 if not chunk:
+                    resp._content = b"".join(data)
                     break
+                data.append(chunk)
                 left -= len(chunk)
     except HTTPError:
         pass
@@ -85,17 +165,30 @@ class Client:
     """An HTTP client (Go's http.Client). Thread-safe: share one.
 
     - transport: a Transport; default: a new one owned (and closed) by the client.
-    - timeout: seconds for the whole exchange including redirects and the body
-      (Go's Client.Timeout); None = no limit. Per request: ``timeout=``.
-    - follow_redirects / max_redirects: redirect policy (default: follow, 10).
-    - cookies: an http.cookiejar.CookieJar (default: a new one); False: none.
-    - headers: default headers sent with every request.
+    - timeout: seconds for the whole exchange including every redirect and the
+      body (Go's Client.Timeout); None = no limit. Per request: ``timeout=``.
+    - follow_redirects / max_redirects: redirect policy (default: follow; at
+      most 10 requests per call, Go's default CheckRedirect). Per request:
+      ``follow_redirects=``.
+    - cookies: an http.cookiejar.CookieJar, or any object with its
+      ``add_cookie_header`` and ``extract_cookies`` (default: a new empty
+      CookieJar); False: no cookies (Go's Client.Jar).
+    - headers: default headers sent with every request (a request's own
+      headers of the same name replace them). Raises InvalidRequest for a
+      name or value that could not be sent.
+    - auth: ``(user, password)`` sent as ``Authorization: Basic`` with every
+      request (a request's ``auth=`` replaces it).
+
+    Redirects, cookies and the Referer follow Go's Client (GO_TRANSPORT_SPEC
+    §14, §15): see ``_follow``.
     """
 
     def __init__(self, *, transport: Optional[Transport] = None,
                  timeout: Optional[float] = None, follow_redirects: bool = True,
                  max_redirects: int = 10, cookies: Any = None,
-                 headers: HeaderTypes = None) -> None:
+                 headers: HeaderTypes = None, auth: Optional[Tuple[Any, Any]] = None) -> None:
+        self.headers = Headers(headers)
+        _check_headers(self.headers._list)
         self._own_transport = transport is None
         self.transport = transport if transport is not None else Transport()
         self.timeout = timeout
@@ -104,21 +197,30 @@ class Client:
         if cookies is None:
             cookies = http.cookiejar.CookieJar()
         self.cookies = cookies if cookies is not False else None
-        self.headers = Headers(headers)
+        self._jar_check_empty = type(self.cookies) in _PLAIN_JARS
+        self.auth = auth
 
     # ---- the request path ---------------------------------------------------
 
     def request(self, method: str, url: str, *, params: Any = None,
                 headers: HeaderTypes = None, content: Any = None, data: Any = None,
-                json: Any = None, timeout: Any = _UNSET,
-                follow_redirects: Optional[bool] = None, stream: bool = False,
+                files: Any = None, json: Any = None, auth: Any = _UNSET,
+                timeout: Any = _UNSET, follow_redirects: Optional[bool] = None,
+                stream: bool = False,
                 cancel: Optional[_core.CancelToken] = None) -> Response:
         """Send a request and return its response. With stream=False (the
         default) the body is read before returning and the connection is
         recycled; with stream=True the caller reads and closes it.
 
+        Body: ``content`` (bytes, str, a binary file, an iterable of bytes),
+        ``data`` (form fields), ``files`` (multipart/form-data, with ``data``
+        as extra fields) or ``json``. ``auth=(user, password)``: Basic auth
+        (None: none, even if the client has some).
+
         Raises InvalidRequest before sending a bad request, TransportError
-        subclasses when the exchange fails, TooManyRedirects."""
+        subclasses when an exchange fails, TooManyRedirects past
+        max_redirects, UnrewindableBodyError when a 307/308 needs a one-shot
+        body again, RemoteProtocolError for an unparsable Location."""
         if self.headers._list:
             merged = Headers(self.headers)
             if headers:
@@ -129,15 +231,23 @@ class Client:
                 for k, v in extra:
                     merged.add(k, v)
             headers = merged
+        if auth is _UNSET:
+            auth = self.auth
+        if auth is not None:
+            headers = Headers(headers)
+            headers["Authorization"] = _basic(*auth)
         req = Request(method, url, headers=headers, content=content, data=data, json=json,
-                      params=params)
+                      files=files, params=params)
         if timeout is _UNSET:
             timeout = self.timeout
         deadline = None
         if timeout is not None:
             deadline = _core.monotonic_ns() + int(float(timeout) * 1e9)
-        follow = self.follow_redirects if follow_redirects is None else follow_redirects
-        resp = self._send_chain(req, deadline, cancel, follow, stream)
+        orig_headers = req.headers
+        resp = self._send_one(req, deadline, cancel)
+        if resp.status_code in _REDIRECTS and (
+                self.follow_redirects if follow_redirects is None else follow_redirects):
+            resp = self._follow(req, orig_headers, resp, deadline, cancel)
         if not stream:
             try:
                 _ = resp.content   # read and kept: the connection is recycled
@@ -146,93 +256,149 @@ class Client:
                 raise
         return resp
 
-    def _send_one(self, req: Request, deadline: Optional[int], cancel: Any,
-                  stream: bool) -> Response:
+    def _send_one(self, req: Request, deadline: Optional[int], cancel: Any) -> Response:
+        """One hop (Go's Client.send): cookies from the jar for this URL are
+        appended to the Cookie header, URL userinfo becomes Authorization
+        unless one is set, and a response with Set-Cookie updates the jar.
+        The caller's Headers object is never changed: ``req.headers`` is
+        replaced by a copy when something is added. Raises InvalidRequest if
+        the jar produces a Cookie value that could not be sent (nothing is
+        sent then)."""
         jar = self.cookies
-        if jar is not None and len(jar):
+        if jar is not None and (not self._jar_check_empty or jar._cookies):
             ureq = urllib.request.Request(req.url)
             jar.add_cookie_header(ureq)
-            cookie = ureq.unredirected_hdrs.get("Cookie")
+            cookie = ureq.get_header("Cookie")
             if cookie:
-                req.headers.add("Cookie", cookie)
+                h = Headers(req.headers)
+                have = "; ".join(h.get_list("Cookie"))
+                h["Cookie"] = f"{have}; {cookie}" if have else cookie
+                try:
+                    _check_headers([("Cookie", h["Cookie"])])
+                except InvalidRequest as e:
+                    e.method, e.url = req.method, req._u.redacted
+                    e.args = (f'{req.method.capitalize()} "{req._u.redacted}": '
+                              f"{e.args[0]} (from the cookie jar)",)
+                    raise
+                req.headers = h
         u = req._u
         if u.userinfo is not None and "authorization" not in req.headers:
             user, pw = u.userinfo
-            token = base64.b64encode(f"{user}:{pw or ''}".encode("latin-1")).decode("ascii")
-            req.headers.add("Authorization", "Basic " + token)
+            h = Headers(req.headers)
+            h.add("Authorization", _basic(unquote(user), unquote(pw or "")))
+            req.headers = h
         resp = self.transport._send(req, deadline, cancel, True)
         if jar is not None and resp._x.has_header(b"set-cookie"):
             jar.extract_cookies(_JarResponse(resp.headers), urllib.request.Request(req.url))
         return resp
 
-    def _send_chain(self, req: Request, deadline: Optional[int], cancel: Any,
-                    follow: bool, stream: bool) -> Response:
-        """Go's Client.do: the redirect loop (GO_TRANSPORT_SPEC §14)."""
-        orig = req
-        orig_host = orig._u.host.lower()
+    def _follow(self, orig: Request, orig_headers: Headers, resp: Response,
+                deadline: Optional[int], cancel: Any) -> Response:
+        """Go's Client.do redirect loop (GO_TRANSPORT_SPEC §14), from the
+        first response, a 3xx:
+
+        - 301/302/303, 307, 308 with a Location are followed; a 3xx without
+          one is the final response; an unparsable one raises
+          RemoteProtocolError ``failed to parse Location header "…": …``;
+        - 301/302/303: the method becomes GET unless it is GET or HEAD, and
+          the body is dropped; 307/308 keep both, but once a hop dropped the
+          body no later hop sends it; a one-shot body that would have to be
+          sent again raises UnrewindableBodyError;
+        - every hop starts from the original request's headers; the sensitive
+          ones are dropped once the host is neither the original one nor a
+          subdomain of it (ports ignored), for the rest of the chain; a Host
+          header survives only relative Locations;
+        - Referer: the previous URL without userinfo, or the caller's
+          explicit Referer; none on an https -> http hop;
+        - with a jar, a cookie the caller set in a Cookie header is left out
+          once a redirect response sets a cookie of that name;
+        - the previous body is read (2 KiB at most) and closed; the deadline
+          and the cancel token cover every hop;
+        - after max_redirects requests: TooManyRedirects ``<Op> "<Location>":
+          stopped after N redirects`` with ``response`` (body closed) and
+          ``history``.
+        """
+        op = orig.method.capitalize()
+        orig_u = orig._u
+        orig_host = _host_of(orig_u)
+        explicit_ref = orig_headers.get("Referer")
         strip = False          # sensitive headers dropped for the rest of the chain
-        body_dropped = False   # once a hop drops the body, no later hop sends it
+        include_body = True    # false once a hop dropped the body
+        icookies: Optional[List[Tuple[str, str]]] = None
+        if self.cookies is not None and "cookie" in orig_headers:
+            icookies = _cookie_pairs(orig_headers.get_list("Cookie"))
         history: List[Response] = []
-        method, body, chunked = req.method, req.body, req.chunked
+        req = orig
         while True:
-            resp = self._send_one(req, deadline, cancel, stream)
-            if not follow or resp.status_code not in _REDIRECTS:
-                break
-            loc = resp.headers.get("Location")
-            if loc is None:
+            loc = resp.headers.get_list("Location")
+            if not loc or not loc[0]:
                 break           # a 3xx without Location is a final response
-            code = resp.status_code
-            if code in (307, 308) and body is not None and body_dropped:
-                body = None
+            loc = loc[0]
             try:
-                next_url = urljoin(resp.url, loc)
-                next_u = urlsplit(next_url)
-                _ = next_u.port    # validates the port
+                next_url = _parse_location(req.url, loc)
+                next_u = _parse_url_or_none(next_url)
             except ValueError as e:
                 resp.close()
                 raise RemoteProtocolError(
-                    f'{req.method.capitalize()} "{req._u.redacted}": '
-                    f'failed to parse Location header "{loc}": {e}',
-                    method=req.method, url=req._u.redacted) from None
+                    f'{op} "{req._u.redacted}": failed to parse Location header '
+                    f'"{_redact(loc)}": {_redact(str(e))}',
+                    method=orig.method, url=req._u.redacted) from None
+            code = resp.status_code
             if code in (301, 302, 303):
-                if method not in ("GET", "HEAD"):
-                    method = "GET"
-                if body is not None:
-                    body_dropped = True
-                body, chunked = None, False
-            if len(history) + 1 >= self.max_redirects:
-                # Go's default CheckRedirect: refuse once max_redirects
-                # requests were made; the caller gets the last response too.
-                _drain_small(resp)
-                resp.history = list(history)
-                raise TooManyRedirects(
-                    f'{orig.method.capitalize()} "{loc}": stopped after {self.max_redirects} '
-                    "redirects", method=orig.method, url=loc, response=resp,
-                    history=history + [resp])
-            new_host = (next_u.hostname or "").lower()
-            if not strip and not _keeps_sensitive(orig_host, new_host):
-                strip = True
-            headers = Headers(orig.headers)
+                method = "GET" if req.method not in ("GET", "HEAD") else req.method
+                include_body = False
+            else:
+                method = req.method
+            send_body = include_body and orig.body is not None
+            # The headers of the next hop, from the original request's.
+            names = _set_cookie_names(resp.headers) if icookies else ()
+            if names and any(n in names for n, _ in icookies):
+                icookies = [(n, c) for n, c in icookies if n not in names]
+                orig_headers = Headers(orig_headers)
+                del orig_headers["Cookie"]
+                if icookies:
+                    orig_headers.add("Cookie", "; ".join(sorted(c for _, c in icookies)))
+            if next_u is not None and not strip and next_u.host_header != orig_u.host_header:
+                strip = not _keeps_sensitive(orig_host, _host_of(next_u))
+            headers = Headers(orig_headers)
             if strip:
                 for name in _SENSITIVE:
                     if name in headers:
                         del headers[name]
-            if body is None:
-                for name in ("content-length", "transfer-encoding"):
-                    if name in headers:
-                        del headers[name]
-            ref = _referer(resp.url, next_url, orig.headers.get("Referer"))
+            if "host" in headers and urlsplit(loc).scheme:
+                del headers["host"]
             if "referer" in headers:
                 del headers["referer"]
-            if ref:
-                headers.add("Referer", ref)
-            _drain_small(resp)
+            if next_u is not None and not (req._u.scheme == "https"
+                                           and next_u.scheme == "http"):
+                headers.add("Referer", explicit_ref or _referer_of(req._u))
+            if len(history) + 1 >= self.max_redirects:
+                # Go's default CheckRedirect: refuse once max_redirects
+                # requests were made; the caller gets the last response too.
+                _slurp_and_close(resp)
+                resp.history = list(history)
+                raise TooManyRedirects(
+                    f'{op} "{_redact(loc)}": stopped after {self.max_redirects} redirects',
+                    method=orig.method, url=_redact(loc), response=resp,
+                    history=history + [resp])
+            if send_body and orig._one_shot:
+                _slurp_and_close(resp)
+                resp.history = list(history)
+                raise UnrewindableBodyError(
+                    f'{op} "{req._u.redacted}": cannot follow the {code} redirect to '
+                    f'"{_redact(loc)}": the request body came from a one-shot source (an '
+                    "iterator or a file that cannot seek) and cannot be sent again",
+                    method=orig.method, url=req._u.redacted, response=resp,
+                    history=history + [resp])
+            _slurp_and_close(resp)
             history.append(resp)
-            nreq = Request(method, next_url, headers=headers)
-            nreq.body, nreq.chunked = body, chunked
-            req = nreq
-        if history:
-            resp.history = history
+            req = Request(method, next_url, headers=headers)
+            if send_body:
+                req.body, req.chunked = orig.body, orig.chunked
+            resp = self._send_one(req, deadline, cancel)
+            if resp.status_code not in _REDIRECTS:
+                break
+        resp.history = history
         return resp
 
     # ---- verbs --------------------------------------------------------------
@@ -279,6 +445,15 @@ class Client:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _parse_url_or_none(url: str) -> Any:
+    """The parsed URL, or None when it is not one this client can request
+    (the next Request then raises InvalidRequest with the reason)."""
+    try:
+        return _parse_url(url)
+    except InvalidRequest:
+        return None
 
 
 # ---- one-call helpers (Go's http.Get and DefaultClient) ----------------------

@@ -22,6 +22,7 @@ __all__ = [
     "PoolTimeout",
     "Cancelled",
     "TooManyRedirects",
+    "UnrewindableBodyError",
     "HTTPStatusError",
     "InvalidRequest",
 ]
@@ -83,6 +84,13 @@ class Cancelled(TransportError):
 class TooManyRedirects(HTTPError):
     """The redirect limit was reached; ``response`` is the last response and
     ``history`` the chain."""
+
+
+class UnrewindableBodyError(HTTPError):
+    """A 307/308 redirect asks for the request body again, but it came from a
+    one-shot source (an iterator, a generator, a file that cannot seek);
+    ``response`` is the redirect response (body closed) and ``history`` the
+    chain. Send a bytes body (or a seekable file) to have it followed."""
 
 
 class HTTPStatusError(HTTPError):

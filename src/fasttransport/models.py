@@ -11,6 +11,9 @@ from __future__ import annotations
 import datetime
 import io
 import json as _json
+import mimetypes
+import os
+import stat
 import warnings
 import zlib
 from functools import lru_cache
@@ -233,21 +236,217 @@ def _merge_params(url: str, params: Any) -> str:
 
 
 def _check_headers(pairs: List[Tuple[str, str]]) -> None:
+    """Raise InvalidRequest (Go's texts, the value never echoed) for a name
+    that is not a token or a value with CR, LF, NUL or another control byte,
+    or with a character that latin-1 cannot carry."""
     is_token, is_valid_value = _core.is_token, _core.is_valid_value
     for name, value in pairs:
         if not is_token(name):
             raise InvalidRequest(f'net/http: invalid header field name "{name}"')
-        if not is_valid_value(value):
+        if not is_valid_value(value) or not (value.isascii() or _is_latin1(value)):
             raise InvalidRequest(f'net/http: invalid header field value for "{name}"')
 
 
-def _encode_body(content: Any, data: Any, json: Any, headers: Headers):
-    """Body bytes and whether it is chunked. Iterables are framed as chunked
-    transfer coding; files with a known size are sent with Content-Length."""
+def _is_latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# ---- request bodies ----------------------------------------------------------
+#
+# A body is turned into the bytes the native write loop sends (framed with the
+# chunked coding when its length is unknown) by ``_encode_body``; every kind of
+# source goes through one function per kind (``_file_body``, ``_iter_body``,
+# ``_multipart_body``), which is where a streaming body source would take
+# over: the write loop would pull from the same sources instead of from bytes
+# gathered here. What a redirect or a retry needs to know is recorded on the
+# Request: ``_one_shot`` is true when the body came from a source that cannot
+# be produced again (an iterator or generator, a file that cannot seek).
+
+_CHUNK = 65536
+
+
+def _frame_chunks(chunks: Iterable[bytes]) -> bytes:
+    """The chunked transfer coding of chunks (empty chunks skipped)."""
+    out = [b"%x\r\n%s\r\n" % (len(c), c) for c in chunks if c]
+    out.append(b"0\r\n\r\n")
+    return b"".join(out)
+
+
+def _as_bytes(chunk: Any) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, str):
+        return chunk.encode("utf-8")
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError(f"request body chunks must be bytes or str, not {type(chunk).__name__}")
+
+
+def _file_size(f: Any) -> int:
+    """Bytes left in a binary file from its current position: os.fstat for a
+    regular file, seek/tell for another seekable one; -1 when unknown (pipes,
+    sockets, streams)."""
+    try:
+        pos = f.tell()
+    except (AttributeError, OSError, ValueError):
+        return -1
+    try:
+        st = os.fstat(f.fileno())
+        if stat.S_ISREG(st.st_mode):
+            return max(st.st_size - pos, 0)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    try:
+        if not f.seekable():
+            return -1
+        end = f.seek(0, io.SEEK_END)
+        f.seek(pos)
+    except (AttributeError, OSError, ValueError):
+        return -1
+    return max(end - pos, 0)
+
+
+def _seekable(f: Any) -> bool:
+    try:
+        return bool(f.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _file_body(f: Any) -> Tuple[bytes, bool, bool]:
+    """(bytes, chunked, one_shot) for a file object. A binary file of known
+    size is sent with that Content-Length (a file that then yields a different
+    number of bytes raises InvalidRequest, Go's ``http: ContentLength=N with
+    Body length M``); text files and files of unknown size are sent chunked.
+    A file that cannot seek is a one-shot source."""
+    one_shot = not _seekable(f)
+    if isinstance(f, io.TextIOBase):
+        return _frame_chunks(_as_bytes(c) for c in iter(lambda: f.read(_CHUNK), "")), True, \
+            one_shot
+    size = _file_size(f)
+    if size < 0:
+        return _frame_chunks(_as_bytes(c) for c in iter(lambda: f.read(_CHUNK), b"")), True, \
+            one_shot
+    parts = []
+    got = 0
+    while True:
+        chunk = f.read(_CHUNK)
+        if not chunk:
+            break
+        chunk = _as_bytes(chunk)
+        parts.append(chunk)
+        got += len(chunk)
+    if got != size:
+        raise InvalidRequest(f"http: ContentLength={size} with Body length {got}")
+    return b"".join(parts), False, one_shot
+
+
+def _iter_body(it: Iterable[Any]) -> Tuple[bytes, bool, bool]:
+    """(bytes, chunked, one_shot) for an iterable of bytes/str: sent chunked;
+    an iterator (iter(x) is x, e.g. a generator) is a one-shot source, a list
+    or tuple is not."""
+    one_shot = iter(it) is it
+    return _frame_chunks(_as_bytes(c) for c in it), True, one_shot
+
+
+def _quote_param(value: str) -> str:
+    """A multipart name or filename parameter, escaped as browsers do (HTML
+    form-data: ``"`` CR LF percent-encoded)."""
+    return value.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _multipart_body(data: Any, files: Any,
+                    boundary: Optional[str] = None) -> Tuple[bytes, str, bool]:
+    """(body, content type, one_shot) of a multipart/form-data body: the
+    fields of ``data`` (mapping or pairs; list values repeat the field), then
+    ``files``: a mapping or pairs of name -> file object, bytes, str, or a
+    tuple (filename, content[, content_type]); filename None sends a plain
+    field. The filename defaults to the file's base name, else the field
+    name; the part's Content-Type to a guess from the filename, else
+    application/octet-stream. Raises TypeError for other values."""
+    boundary = boundary or os.urandom(16).hex()
+    bound = boundary.encode("ascii")
+    parts: List[bytes] = []
+    one_shot = False
+
+    def part(name: str, content: bytes, filename: Optional[str], ctype: Optional[str]) -> None:
+        disp = f'form-data; name="{_quote_param(str(name))}"'
+        if filename is not None:
+            disp += f'; filename="{_quote_param(filename)}"'
+        head = f"Content-Disposition: {disp}\r\n"
+        if ctype:
+            head += f"Content-Type: {ctype}\r\n"
+        parts.append(b"--" + bound + b"\r\n" + head.encode("utf-8") + b"\r\n" + content
+                     + b"\r\n")
+
+    if data:
+        items = data.items() if isinstance(data, Mapping) else data
+        for name, value in items:
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                content = v if isinstance(v, bytes) else str(v).encode("utf-8")
+                part(name, content, None, None)
+    items = files.items() if isinstance(files, Mapping) else files
+    for name, value in items:
+        filename: Optional[str]
+        ctype: Optional[str] = None
+        if isinstance(value, tuple):
+            if not 2 <= len(value) <= 3:
+                raise TypeError("a files= tuple is (filename, content[, content_type])")
+            filename, content = value[0], value[1]
+            if len(value) == 3:
+                ctype = value[2]
+        else:
+            content = value
+            fname = getattr(value, "name", None)
+            if isinstance(fname, str) and fname and not fname.startswith("<"):
+                filename = os.path.basename(fname)
+            else:
+                filename = str(name)
+        if hasattr(content, "read"):
+            one_shot = one_shot or not _seekable(content)
+            raw = content.read()
+            content = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+        elif isinstance(content, str):
+            content = content.encode("utf-8")
+        elif isinstance(content, (bytes, bytearray, memoryview)):
+            content = bytes(content)
+        else:
+            raise TypeError(f"files= content must be a file, bytes or str, "
+                            f"not {type(content).__name__}")
+        if filename is not None and ctype is None:
+            ctype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        part(name, content, filename, ctype)
+    parts.append(b"--" + bound + b"--\r\n")
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}", one_shot
+
+
+def _encode_body(content: Any, data: Any, json: Any, files: Any,
+                 headers: Headers) -> Tuple[Optional[bytes], bool, bool]:
+    """(bytes to send, chunked, one_shot) of a request body, adding a
+    Content-Type for json, data and files unless the caller set one.
+
+    - json: compact JSON, ``application/json``;
+    - files (with data as extra fields): multipart/form-data;
+    - data: a mapping or pairs -> ``application/x-www-form-urlencoded``
+      (bytes or str data are sent as they are);
+    - content: bytes, str (UTF-8), a binary file (Content-Length from its size,
+      chunked when unknown), or an iterable of bytes/str (chunked).
+    Raises TypeError for anything else."""
     if json is not None:
         if "content-type" not in headers:
             headers.add("Content-Type", "application/json")
-        return _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode(), False
+        return (_json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode(),
+                False, False)
+    if files:
+        body, ctype, one_shot = _multipart_body(data, files)
+        if "content-type" not in headers:
+            headers.add("Content-Type", ctype)
+        return body, False, one_shot
     if data is not None:
         if isinstance(data, (bytes, str)):
             content = data
@@ -255,42 +454,39 @@ def _encode_body(content: Any, data: Any, json: Any, headers: Headers):
             if "content-type" not in headers:
                 headers.add("Content-Type", "application/x-www-form-urlencoded")
             items = data.items() if isinstance(data, Mapping) else data
-            return urlencode(list(items), doseq=True).encode(), False
+            return urlencode(list(items), doseq=True).encode(), False, False
     if content is None:
-        return None, False
+        return None, False, False
     if isinstance(content, bytes):
-        return content, False
+        return content, False, False
     if isinstance(content, str):
-        return content.encode("utf-8"), False
+        return content.encode("utf-8"), False, False
     if isinstance(content, (bytearray, memoryview)):
-        return bytes(content), False
+        return bytes(content), False, False
     if hasattr(content, "read"):
-        data_bytes = content.read()
-        if isinstance(data_bytes, str):
-            data_bytes = data_bytes.encode("utf-8")
-        return bytes(data_bytes), False
+        return _file_body(content)
     if isinstance(content, Iterable):
-        out = []
-        for chunk in content:
-            if isinstance(chunk, str):
-                chunk = chunk.encode("utf-8")
-            if chunk:
-                out.append(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        out.append(b"0\r\n\r\n")
-        return b"".join(out), True
+        return _iter_body(content)
     raise TypeError(f"unsupported content type: {type(content).__name__}")
 
 
 class Request:
     """An HTTP request. Building one validates it: a bad URL, a scheme other
     than http/https, a method or header name that is not a token, or CR, LF or
-    NUL in a header value raises InvalidRequest before anything is sent."""
+    NUL in a header value raises InvalidRequest before anything is sent.
 
-    __slots__ = ("method", "url", "headers", "body", "chunked", "_u", "extensions")
+    The body (``content``, ``data``, ``json`` or ``files``; see
+    ``_encode_body``) is gathered into ``body`` when the request is built; a
+    body that came from an iterator or a file that cannot seek is one-shot:
+    a 307/308 redirect that would have to send it again raises
+    UnrewindableBodyError."""
+
+    __slots__ = ("method", "url", "headers", "body", "chunked", "_u", "_one_shot",
+                 "extensions")
 
     def __init__(self, method: str, url: str, *, headers: HeaderTypes = None,
                  content: Any = None, data: Any = None, json: Any = None,
-                 params: Any = None) -> None:
+                 files: Any = None, params: Any = None) -> None:
         if not isinstance(method, str) or not _core.is_token(method):
             raise InvalidRequest(f'net/http: invalid method "{method}"', method=str(method),
                                  url=str(url))
@@ -308,7 +504,18 @@ class Request:
         except InvalidRequest as e:
             e.method, e.url = method, self._u.redacted
             raise
-        self.body, self.chunked = _encode_body(content, data, json, self.headers)
+        if content is None and data is None and json is None and not files:
+            self.body, self.chunked, self._one_shot = None, False, False
+        else:
+            if self.headers is headers:
+                self.headers = Headers(headers)   # a Content-Type may be added
+            try:
+                self.body, self.chunked, self._one_shot = _encode_body(
+                    content, data, json, files, self.headers)
+            except InvalidRequest as e:
+                e.method, e.url = method, self._u.redacted
+                e.args = (f'{method.capitalize()} "{self._u.redacted}": {e}',)
+                raise
         self.extensions: dict = {}
 
     def __repr__(self) -> str:
@@ -318,20 +525,98 @@ class Request:
 # ---- responses --------------------------------------------------------------
 
 
-class _GzipDecoder:
-    """Transparent gzip (GO_TRANSPORT_SPEC §12): concatenated members are
-    joined; one level only; a member cut short is "unexpected EOF"."""
+# ---- transparent decompression ---------------------------------------------
+#
+# GO_TRANSPORT_SPEC §12: when the transport asked for gzip itself (the caller
+# set no Accept-Encoding, disable_compression is off, no Range, not HEAD), a
+# gzip response is decoded and its Content-Encoding and Content-Length are
+# removed. A gzip response to a request whose caller set Accept-Encoding
+# (gzip included) passes through unchanged, as in Go.
+#
+# Go never asks for deflate, br or zstd. When the caller's own
+# Accept-Encoding lists one of them and the response uses it, the body is
+# decoded the same way: deflate (zlib-wrapped or raw) always, br with the
+# ``brotli`` (or ``brotlicffi``) package, zstd with ``zstandard`` (or the
+# standard library's ``compression.zstd``); without the package the response
+# passes through unchanged. Corrupt data raises RemoteProtocolError naming the
+# method, the URL and the encoding, on the read that meets it.
 
-    __slots__ = ("_d", "_op", "_url", "_open")
+try:
+    import brotli as _brotli
+except ImportError:  # pragma: no cover - depends on the environment
+    try:
+        import brotlicffi as _brotli
+    except ImportError:
+        _brotli = None
+
+try:
+    import zstandard as _zstd
+except ImportError:  # pragma: no cover - depends on the environment
+    _zstd = None
+_zstd_std: Any = None
+if _zstd is None:  # pragma: no cover - Python 3.14+ without zstandard
+    try:
+        from compression import zstd as _zstd_std
+    except ImportError:
+        pass
+
+
+class _Decoder:
+    """Incremental decoding of a response body. ``feed`` turns compressed
+    bytes into decoded ones, ``finish`` checks that the stream ended where
+    the body did; ``read`` serves at most n decoded bytes at a time, keeping
+    the rest. Both raise RemoteProtocolError ``<Op> "<url>": <name>: <cause>``."""
+
+    __slots__ = ("_op", "_url", "_pending", "_pos")
+    name = ""
 
     def __init__(self, op: str, url: str) -> None:
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._op, self._url = op, url
-        self._open = False
+        self._pending = b""
+        self._pos = 0
 
     def _error(self, cause: str) -> RemoteProtocolError:
-        return RemoteProtocolError(f'{self._op} "{self._url}": gzip: {cause}',
+        return RemoteProtocolError(f'{self._op} "{self._url}": {cause}',
                                    method=self._op.upper(), url=self._url)
+
+    def feed(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+    def read(self, x: Any, n: int) -> bytes:
+        """Up to n decoded bytes (n < 0: all the rest) from exchange x."""
+        if n == 0:
+            return b""
+        pending, pos = self._pending, self._pos
+        if n < 0:
+            out = pending[pos:] + self.feed(x.read_all())
+            self._pending, self._pos = b"", 0
+            self.finish()
+            return out
+        while pos >= len(pending):
+            raw = x.read(max(n, 8192))
+            if not raw:
+                self.finish()
+                return b""
+            pending, pos = self.feed(raw), 0
+        out = pending[pos:pos + n]
+        self._pending, self._pos = pending, pos + len(out)
+        return out
+
+
+class _GzipDecoder(_Decoder):
+    """gzip: concatenated members are joined; one level only; Go's texts
+    ``gzip: invalid header``, ``gzip: invalid checksum``, ``unexpected EOF``."""
+
+    __slots__ = ("_d", "_open")
+    name = "gzip"
+
+    def __init__(self, op: str, url: str) -> None:
+        super().__init__(op, url)
+        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._open = False
 
     def feed(self, data: bytes) -> bytes:
         out = []
@@ -348,15 +633,161 @@ class _GzipDecoder:
         except zlib.error as e:
             msg = str(e)
             if "header" in msg:
-                raise self._error("invalid header") from None
+                raise self._error("gzip: invalid header") from None
             if "check" in msg:
-                raise self._error("invalid checksum") from None
-            raise self._error(msg) from None
+                raise self._error("gzip: invalid checksum") from None
+            raise self._error("gzip: " + msg.partition(": ")[2] or msg) from None
         return b"".join(out)
 
     def finish(self) -> None:
         if self._open:
             raise self._error("unexpected EOF")
+
+
+class _DeflateDecoder(_Decoder):
+    """deflate: the zlib format (RFC 1950, what the coding names) or raw
+    deflate (RFC 1951, what some servers send), told apart by the zlib
+    header; bytes after the end of the stream are ignored."""
+
+    __slots__ = ("_d", "_head", "_done")
+    name = "deflate"
+
+    def __init__(self, op: str, url: str) -> None:
+        super().__init__(op, url)
+        self._d: Any = None
+        self._head = b""
+        self._done = False
+
+    def feed(self, data: bytes) -> bytes:
+        if self._done:
+            return b""
+        if self._d is None:
+            data = self._head + data
+            if len(data) < 2:
+                self._head = data
+                return b""
+            self._head = b""
+            cmf, flg = data[0], data[1]
+            is_zlib = cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf << 8 | flg) % 31 == 0
+            self._d = zlib.decompressobj(zlib.MAX_WBITS if is_zlib else -zlib.MAX_WBITS)
+        try:
+            out = self._d.decompress(data)
+        except zlib.error as e:
+            raise self._error("deflate: " + (str(e).partition(": ")[2] or str(e))) from None
+        if self._d.eof:
+            self._done = True
+        return out
+
+    def finish(self) -> None:
+        if not self._done and (self._d is not None or self._head):
+            raise self._error("deflate: unexpected EOF")
+
+
+class _BrotliDecoder(_Decoder):
+    """br, with the brotli (or brotlicffi) package."""
+
+    __slots__ = ("_d", "_fed")
+    name = "br"
+
+    def __init__(self, op: str, url: str) -> None:
+        super().__init__(op, url)
+        self._d = _brotli.Decompressor()
+        self._fed = False
+
+    def feed(self, data: bytes) -> bytes:
+        self._fed = True
+        try:
+            d = self._d
+            return d.process(data) if hasattr(d, "process") else d.decompress(data)
+        except Exception as e:  # noqa: BLE001 - brotli and brotlicffi raise different types
+            raise self._error(f"br: invalid data ({e})") from None
+
+    def finish(self) -> None:
+        if self._fed and not self._d.is_finished():
+            raise self._error("br: unexpected EOF")
+
+
+class _ZstdDecoder(_Decoder):
+    """zstd, with the zstandard package (or compression.zstd): frames are
+    decoded one after another, so multi-frame bodies come out whole."""
+
+    __slots__ = ("_d", "_open")
+    name = "zstd"
+
+    def __init__(self, op: str, url: str) -> None:
+        super().__init__(op, url)
+        self._d = self._new()
+        self._open = False
+
+    @staticmethod
+    def _new() -> Any:
+        if _zstd is not None:
+            return _zstd.ZstdDecompressor().decompressobj()
+        return _zstd_std.ZstdDecompressor()
+
+    def feed(self, data: bytes) -> bytes:
+        out = []
+        try:
+            while data:
+                out.append(self._d.decompress(data))
+                if self._d.eof:
+                    data = self._d.unused_data
+                    self._d = self._new()
+                    self._open = False
+                else:
+                    self._open = True
+                    data = b""
+        except Exception as e:  # noqa: BLE001 - ZstdError / compression.zstd.ZstdError
+            raise self._error(f"zstd: invalid data ({e})") from None
+        return b"".join(out)
+
+    def finish(self) -> None:
+        if self._open:
+            raise self._error("zstd: unexpected EOF")
+
+
+#: Codings decoded when the caller asked for them (and the package is there).
+_ON_REQUEST = {"deflate": _DeflateDecoder}
+if _brotli is not None:
+    _ON_REQUEST["br"] = _BrotliDecoder
+if _zstd is not None or _zstd_std is not None:
+    _ON_REQUEST["zstd"] = _ZstdDecoder
+
+
+def _accepts(accept_encoding: str, coding: str) -> bool:
+    """Does an Accept-Encoding value list coding (with a q-value above 0)?"""
+    for item in accept_encoding.split(","):
+        name, _, params = item.partition(";")
+        if name.strip().lower() != coding:
+            continue
+        for p in params.split(";"):
+            k, _, v = p.partition("=")
+            if k.strip().lower() == "q":
+                try:
+                    return float(v) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
+def _pick_decoder(x: Any, headers: "Headers", request: "Request",
+                  gzip: bool) -> Optional[_Decoder]:
+    """The decoder for a response with a body and a Content-Encoding, or None
+    (see the rules above)."""
+    enc = headers.get_list("Content-Encoding")
+    if len(enc) != 1:
+        return None
+    coding = enc[0].strip().lower()
+    if gzip:
+        return _GzipDecoder(x.op, x.url) if coding == "gzip" else None
+    cls = _ON_REQUEST.get(coding)
+    if cls is None:
+        return None
+    ae = request.headers.get("Accept-Encoding")
+    if not ae or not _accepts(ae, coding):
+        return None
+    return cls(x.op, x.url)
 
 
 class Response:
@@ -386,11 +817,11 @@ class Response:
         self._elapsed = elapsed
         self._body: Optional[ResponseBody] = None
         self._transport = transport
-        self._decoder: Optional[_GzipDecoder] = None
-        if gzip and x.has_body and x.has_header(b"content-encoding"):
-            enc = self.headers.get_list("Content-Encoding")
-            if len(enc) == 1 and enc[0].lower() == "gzip":
-                self._decoder = _GzipDecoder(x.op, x.url)
+        self._decoder: Optional[_Decoder] = None
+        if x.has_body and x.content_length != 0 and x.has_header(b"content-encoding"):
+            dec = _pick_decoder(x, self.headers, request, gzip)
+            if dec is not None:
+                self._decoder = dec
                 del self._headers["Content-Encoding"]
                 if "Content-Length" in self._headers:
                     del self._headers["Content-Length"]
@@ -446,22 +877,10 @@ class Response:
         connection is pooled at EOF."""
         if self._content is not None:
             return b""
-        x = self._x
         dec = self._decoder
         if dec is None:
-            return x.read(n)
-        if n < 0:
-            data = dec.feed(x.read_all())
-            dec.finish()
-            return data
-        while True:
-            raw = x.read(max(n, 8192))
-            if not raw:
-                dec.finish()
-                return b""
-            out = dec.feed(raw)
-            if out:
-                return out
+            return self._x.read(n)
+        return dec.read(self._x, n)
 
     @property
     def content(self) -> bytes:
