@@ -11,7 +11,8 @@ from dataclasses import dataclass, fields
 from typing import Any, Optional, Union
 
 from . import _core
-from .errors import Cancelled, HTTPError, TimeoutError
+from . import proxy as _proxy
+from .errors import Cancelled, ConnectError, ConnectTimeout, HTTPError, TimeoutError, TransportError
 from .models import Request, Response
 
 __all__ = ["Transport", "TransportStats", "DEFAULT_USER_AGENT"]
@@ -126,6 +127,47 @@ def _tls_files(verify: Union[bool, str], cert: Any) -> dict:
     return out
 
 
+class _ProxyRoute:
+    """A request's way through a proxy: the pool key (the proxy, without the
+    target), the address to dial, the Proxy-Authorization value; or
+    ``error``, the reason it cannot be sent (raised as TransportError)."""
+
+    __slots__ = ("key", "host", "port", "auth", "error")
+
+    def __init__(self, p: Optional[_proxy.ProxyURL], *, https_target: bool = False,
+                 error: Optional[str] = None) -> None:
+        self.key, self.host, self.port, self.auth = b"", b"", 0, None
+        self.error = error
+        if p is None:
+            return
+        if p.scheme in ("socks5", "socks5h"):
+            self.error = f"proxy {p.redacted}: socks5 proxies are not supported yet"
+        elif https_target:
+            self.error = (f"proxy {p.redacted}: https through a proxy (a CONNECT tunnel) "
+                          "is not supported yet")
+        elif p.scheme == "https":
+            self.error = (f"proxy {p.redacted}: https proxies (TLS to the proxy) are not "
+                          "supported yet")
+        if self.error:
+            return
+        user = f"{p.username}@" if p.username else ""
+        self.key = f"{p.scheme}://{user}{p.hostport}|proxy".encode("utf-8")
+        self.host = p.host.encode("idna") if not p.host.isascii() else p.host.encode("ascii")
+        self.port = p.port
+        self.auth = p.authorization()
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _proxyconnect(err: HTTPError, op: str, url: str) -> HTTPError:
+    """A failure to dial the proxy, as Go words it: ``proxyconnect tcp: …``."""
+    prefix = f'{op} "{url}": '
+    msg = str(err)
+    cause = msg[len(prefix):] if msg.startswith(prefix) else msg
+    return type(err)(f"{prefix}proxyconnect tcp: {cause}", method=err.method, url=err.url)
+
+
 def _seconds(value: Optional[float], name: str) -> Optional[float]:
     if value is None:
         return None
@@ -154,7 +196,13 @@ class Transport:
       Default 90.
     - disable_keep_alives [DisableKeepAlives]: every request sends
       ``Connection: close`` and connections are never reused.
-    - disable_compression [DisableCompression]: do not ask for gzip.
+    - disable_compression [DisableCompression]: do not ask for gzip. When
+      the transport asks for gzip itself (no Accept-Encoding from the caller,
+      no Range, not HEAD) a gzip response is decoded transparently; a gzip
+      response to the caller's own Accept-Encoding is not (Go's rule), but
+      deflate, br and zstd are decoded when the caller's Accept-Encoding
+      lists them (br and zstd need the ``compression`` extra: brotli,
+      zstandard). Corrupt data raises RemoteProtocolError naming the encoding.
     - response_header_timeout [ResponseHeaderTimeout]: seconds to wait for the
       response head once the request is written; ResponseHeaderTimeout.
     - expect_continue_timeout [ExpectContinueTimeout]: with a request header
@@ -169,6 +217,15 @@ class Transport:
       pooled; 0 = always close (Go 1.26). Default 256 KiB (Go tip).
     - io_threads: native I/O engine threads (idle watch, drains, timers).
     - verify, cert, proxy: TLS and proxy settings (API.md).
+    - proxy [Proxy]: a proxy URL for every request (Go's ProxyURL; no
+      NO_PROXY), None for none; default: from the environment, read once per
+      process (Go's ProxyFromEnvironment; see ``fasttransport.proxy``).
+      Plain-http requests go to an http proxy in absolute form over one pool
+      key per proxy, with ``Proxy-Authorization: Basic`` from its userinfo.
+      https targets (CONNECT), socks5 and https proxies raise TransportError
+      "… not supported yet". A proxy that cannot be dialled raises
+      ConnectError ``proxyconnect tcp: …``; an invalid proxy URL raises
+      ValueError here.
 
     Errors: a failed exchange raises a TransportError subclass whose message
     names the method, the URL and the cause.
@@ -216,6 +273,13 @@ class Transport:
         self.verify = verify
         self.cert = cert
         self.proxy = None if proxy is _UNSET else proxy
+        self._proxy: Any = None          # ProxyConfig / FixedProxy, None: never a proxy
+        if proxy is _UNSET:
+            cfg = _proxy.environment_config()
+            self._proxy = cfg if cfg.enabled else None
+        elif proxy is not None:
+            self._proxy = _proxy.FixedProxy(_proxy.parse_proxy_url(str(proxy)))
+        self._routes: dict = {}          # URL key -> _ProxyRoute, or False for direct
         tls = _tls_files(verify, cert)
         self._core = _core.CoreTransport(
             max_idle_conns=max_idle_conns,
@@ -264,24 +328,58 @@ class Transport:
             chunked = chunked or length < 0
         expect = bool(body is not None and headers._list and any(
             "100-continue" in v.lower() for v in headers.get_list("expect")))
-        head = _core.build_head(method, u.target, u.host_header, headers._list, length,
+        op = method.capitalize()
+        key, host, port, tls = u.key, u.host_bytes, u.port, u.scheme == "https"
+        target, hlist = u.target, headers._list
+        route: Any = False
+        if self._proxy is not None:
+            route = self._routes.get(u.key)
+            if route is None:
+                route = self._route(u)
+            if route:
+                if route.error:
+                    raise TransportError(f'{op} "{u.redacted}": {route.error}',
+                                         method=method, url=u.redacted)
+                # Go's absolute-form request line to an http proxy; the key
+                # leaves the target out, so one proxy connection serves every
+                # plain-http target (GO_TRANSPORT_SPEC §1, §16).
+                target = f"http://{headers.get('Host') or u.host_header}{u.target}"
+                key, host, port, tls = route.key, route.host, route.port, False
+                if route.auth and "proxy-authorization" not in headers:
+                    hlist = hlist + [("Proxy-Authorization", route.auth)]
+        head = _core.build_head(method, target, u.host_header, hlist, length,
                                 chunked, gzip, self.disable_keep_alives,
                                 DEFAULT_USER_AGENT)
-        op = method.capitalize()
         while True:
             x = _core.Exchange()
             t0 = time.perf_counter()
             try:
-                x.start(self._core, op, u.redacted, u.key, u.host_bytes, u.port, head, body,
-                        method == "HEAD", req_close, deadline_ns, cancel,
-                        u.scheme == "https", expect, chunked and not isinstance(body, bytes),
-                        length)
+                x.start(self._core, op, u.redacted, key, host, port, head, body,
+                        method == "HEAD", req_close, deadline_ns, cancel, tls, expect,
+                        chunked and not isinstance(body, bytes), length)
             except HTTPError as err:
                 if _should_retry(x, request, err):
                     continue
+                if route and isinstance(err, (ConnectError, ConnectTimeout)):
+                    raise _proxyconnect(err, op, u.redacted) from None
                 raise
             return Response(x, request, gzip=gzip, elapsed=time.perf_counter() - t0,
                             stream=stream, transport=self)
+
+    def _route(self, u: Any) -> Any:
+        """How requests to u's (scheme, host, port) go: False (direct) or a
+        _ProxyRoute; decided once per key and cached (a bounded cache)."""
+        try:
+            p = self._proxy.proxy_for(u.scheme, u.host, u.port)
+        except ValueError as e:          # the CGI refusal
+            route: Any = _ProxyRoute(None, error=str(e))
+        else:
+            route = False if p is None else _ProxyRoute(p, https_target=u.scheme == "https")
+        routes = self._routes
+        if len(routes) >= 4096:
+            routes.clear()
+        routes[u.key] = route
+        return route
 
     # ---- pool -----------------------------------------------------------
 
