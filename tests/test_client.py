@@ -945,3 +945,27 @@ def test_server_closing_mid_redirect_chain(client, scripted_server):
         assert client.get(srv2.url("/")).text == "hello"
     finally:
         srv2.stop()
+
+
+def test_redirects_and_refusals_leak_nothing(scripted_server, http_server, no_leaks):
+    loop = scripted_server(routed(counting_redirects))
+    bad = scripted_server(routed(lambda req: redirect(302, "http://[::1/x", b"b")))
+    gz = scripted_server(routed(lambda req: response(200, b"not gzip",
+                                                     [("Content-Encoding", "gzip")])))
+    with ft.Client() as c:
+        for _ in range(3):
+            r = c.get(http_server.url("/status/301?location=/status/302%3Flocation%3D/"))
+            assert r.text == "hello" and len(r.history) == 2
+            with pytest.raises(ft.TooManyRedirects):
+                c.get(loop.url("/"))
+            with pytest.raises(ft.RemoteProtocolError):
+                c.get(bad.url("/"))
+            with pytest.raises(ft.UnrewindableBodyError):
+                c.post(http_server.url("/status/307?location=/echo"), content=iter([b"x"]))
+            with pytest.raises(ft.RemoteProtocolError):
+                c.get(gz.url("/"))
+            with pytest.raises(ft.InvalidRequest):
+                c.get(http_server.url("/"), headers={"X": "a\r\nb"})
+        assert c.get(http_server.url("/")).text == "hello"
+    for srv in (loop, bad, gz):       # started after no_leaks counted: stop them first
+        srv.stop()
