@@ -336,15 +336,18 @@ static int on_head(ft_transport *t, ft_rt *rt, size_t len)
                    && rt->status != 101;
     if (rt->wstate == WS_WAIT100) {
         /* a final response while the body waits for 100 Continue: the body
-         * is skipped if either side says close, otherwise sent so that the
-         * connection stays in step (Go's waitForContinue) */
-        if (rt->framing.close || rt->req_close) {
-            rt->wstate = WS_SKIP;
-        } else if (!rt->body_more) {
+         * is skipped if either side says close, otherwise sent before the
+         * response is returned, so that the connection stays in step (Go's
+         * waitForContinue) */
+        if (rt->framing.close || rt->req_close || rt->body_more)
+            rt->wstate = WS_SKIP;   /* (a streamed body cannot be finished here) */
+        else
             rt->wstate = WS_BODY;
-        } else {
-            rt->wstate = WS_SKIP;   /* a streamed body cannot be finished here */
-        }
+    } else if (rt->wstate == WS_HEAD || rt->wstate == WS_BODY || rt->wstate == WS_NEED) {
+        /* the server answered before the request was written: the response
+         * is returned at once and the connection is not reused (Go keeps
+         * writing in its writeLoop for up to 50 ms; a caller-run loop stops) */
+        rt->wstate = WS_SKIP;
     }
     if (rt->framing.kind == FT_BODY_LENGTH && rt->framing.body_length == 0)
         rt->framing.kind = FT_BODY_NONE;
