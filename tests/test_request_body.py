@@ -3,10 +3,11 @@ bodies streamed segment by segment from an iterator."""
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
-from servers import per_connection, response
+from servers import CLOSE, per_connection, response
 
 import fasttransport as ft
 
@@ -155,13 +156,53 @@ def test_streamed_body_error_comes_back_verbatim(http_server):
         assert t.round_trip(ft.Request("GET", http_server.url("/"))).read() == b"hello"
 
 
-def test_streamed_body_length_mismatch(http_server):
-    class SizedRequest(ft.Request):
-        __slots__ = ("body_length",)
+def test_file_shorter_than_its_size(http_server):
+    class Shrinking(io.BytesIO):
+        """Says it holds 10 bytes, yields 3."""
+
+        def seek(self, pos, whence=0):
+            return 10 if whence == io.SEEK_END else super().seek(pos, whence)
+
+        def read(self, n=-1):
+            data = super().read(n)
+            return data[:3]
 
     with ft.Transport() as t:
-        req = SizedRequest("POST", http_server.url("/echo"))
-        req.body, req.chunked, req.body_length = iter([b"abc"]), False, 10
+        req = ft.Request("POST", http_server.url("/echo"), content=Shrinking(b"abcdefghij"))
         with pytest.raises(ft.TransportError, match="ContentLength=10 with Body length 3"):
             t.round_trip(req)
         assert t.stats().open_conns == 0
+
+
+def test_generator_and_file_bodies_are_streamed(http_server, tmp_path):
+    pulled = []
+
+    def gen():
+        for i in range(20):
+            pulled.append(i)
+            yield b"%d," % i
+
+    path = tmp_path / "upload.bin"
+    path.write_bytes(bytes(range(256)) * 1000)
+    with ft.Client() as c:
+        r = c.post(http_server.url("/echo"), content=gen())
+        assert r.json()["body"] == "".join(f"{i}," for i in range(20))
+        _, req = http_server.requests[-1]
+        assert req.is_chunked and pulled == list(range(20))
+        with open(path, "rb") as f:
+            r = c.put(http_server.url("/echo"), content=f)
+        _, req = http_server.requests[-1]
+        assert req.header("Content-Length") == "256000" and not req.is_chunked
+        assert req.body == path.read_bytes()
+
+
+def test_partly_sent_one_shot_body_is_not_rewound(scripted_server):
+    srv = scripted_server(per_connection([response(200, b"ok"), b"", CLOSE],
+                                         [response(200, b"ok")]))
+    with ft.Transport() as t:
+        t.round_trip(ft.Request("GET", srv.url("/"))).read()
+        body = (b"x" * 10 for _ in range(3))
+        req = ft.Request("PUT", srv.url("/p"), content=body,
+                         headers={"Idempotency-Key": "k"})
+        with pytest.raises(ft.TransportError, match="cannot rewind body after connection loss"):
+            t.round_trip(req)

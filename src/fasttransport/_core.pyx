@@ -180,7 +180,7 @@ cdef class Exchange:
     cdef readonly object cancel
     cdef bint _busy
     cdef object _stream
-    cdef bint _chunked
+    cdef bint _chunked, _pulled
     cdef Py_ssize_t _length, _sent
 
     def __cinit__(self):
@@ -270,6 +270,7 @@ cdef class Exchange:
     cdef int _next_segment(self) except -1:
         """The write loop sent the current segment: give it the next one."""
         cdef bytes seg
+        self._pulled = True
         try:
             chunk = next(self._stream, None)
             while chunk is not None and len(chunk) == 0:
@@ -365,6 +366,11 @@ cdef class Exchange:
     @property
     def nothing_written(self):
         return self.rt.nwritten == 0
+
+    @property
+    def body_consumed(self):
+        """Part of a streamed body was taken from its source."""
+        return self._pulled
 
     @property
     def got_response_bytes(self):

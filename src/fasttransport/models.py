@@ -257,23 +257,31 @@ def _is_latin1(value: str) -> bool:
 
 # ---- request bodies ----------------------------------------------------------
 #
-# A body is turned into the bytes the native write loop sends (framed with the
-# chunked coding when its length is unknown) by ``_encode_body``; every kind of
-# source goes through one function per kind (``_file_body``, ``_iter_body``,
-# ``_multipart_body``), which is where a streaming body source would take
-# over: the write loop would pull from the same sources instead of from bytes
-# gathered here. What a redirect or a retry needs to know is recorded on the
-# Request: ``_one_shot`` is true when the body came from a source that cannot
-# be produced again (an iterator or generator, a file that cannot seek).
+# ``_encode_body`` turns a body into what the native write loop sends: bytes
+# (in memory: bytes, str, forms, JSON, multipart), or a ``_BodyStream`` that
+# the write loop pulls from piece by piece while it sends (iterables and
+# files: never gathered in memory; framed with the chunked coding when the
+# length is unknown). What a redirect or a retry needs to know is recorded on
+# the Request: ``_one_shot`` is true when the body came from a source that
+# cannot be produced again (an iterator or generator, a file that cannot seek).
 
 _CHUNK = 65536
 
 
-def _frame_chunks(chunks: Iterable[bytes]) -> bytes:
-    """The chunked transfer coding of chunks (empty chunks skipped)."""
-    out = [b"%x\r\n%s\r\n" % (len(c), c) for c in chunks if c]
-    out.append(b"0\r\n\r\n")
-    return b"".join(out)
+class _BodyStream:
+    """A request body produced while it is sent: each iteration starts the
+    source again (a list, a seekable file from its starting position); a
+    one-shot source (an iterator, a pipe) can be iterated once. ``length`` is
+    the declared size, -1 when unknown (sent chunked)."""
+
+    __slots__ = ("_make", "length")
+
+    def __init__(self, make: Any, length: int = -1) -> None:
+        self._make = make
+        self.length = length
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._make()
 
 
 def _as_bytes(chunk: Any) -> bytes:
@@ -317,40 +325,35 @@ def _seekable(f: Any) -> bool:
         return False
 
 
-def _file_body(f: Any) -> Tuple[bytes, bool, bool]:
-    """(bytes, chunked, one_shot) for a file object. A binary file of known
-    size is sent with that Content-Length (a file that then yields a different
-    number of bytes raises InvalidRequest, Go's ``http: ContentLength=N with
-    Body length M``); text files and files of unknown size are sent chunked.
-    A file that cannot seek is a one-shot source."""
+def _file_body(f: Any) -> Tuple[Any, bool, bool]:
+    """(stream, chunked, one_shot) for a file object, read in 64 KiB pieces
+    as the write loop sends them. A binary file of known size is sent with
+    that Content-Length (a file that then yields a different number of bytes
+    fails the exchange with Go's ``http: ContentLength=N with Body length
+    M``); text files and files of unknown size are sent chunked. A file that
+    cannot seek is a one-shot source; a seekable one starts again from its
+    current position each time it is sent."""
     one_shot = not _seekable(f)
-    if isinstance(f, io.TextIOBase):
-        return _frame_chunks(_as_bytes(c) for c in iter(lambda: f.read(_CHUNK), "")), True, \
-            one_shot
-    size = _file_size(f)
-    if size < 0:
-        return _frame_chunks(_as_bytes(c) for c in iter(lambda: f.read(_CHUNK), b"")), True, \
-            one_shot
-    parts = []
-    got = 0
-    while True:
-        chunk = f.read(_CHUNK)
-        if not chunk:
-            break
-        chunk = _as_bytes(chunk)
-        parts.append(chunk)
-        got += len(chunk)
-    if got != size:
-        raise InvalidRequest(f"http: ContentLength={size} with Body length {got}")
-    return b"".join(parts), False, one_shot
+    start = None if one_shot else f.tell()
+    text = isinstance(f, io.TextIOBase)
+    end = "" if text else b""
+
+    def pieces() -> Iterator[bytes]:
+        if start is not None:
+            f.seek(start)
+        for chunk in iter(lambda: f.read(_CHUNK), end):
+            yield _as_bytes(chunk)
+
+    size = -1 if text else _file_size(f)
+    return _BodyStream(pieces, size), size < 0, one_shot
 
 
-def _iter_body(it: Iterable[Any]) -> Tuple[bytes, bool, bool]:
-    """(bytes, chunked, one_shot) for an iterable of bytes/str: sent chunked;
-    an iterator (iter(x) is x, e.g. a generator) is a one-shot source, a list
-    or tuple is not."""
+def _iter_body(it: Iterable[Any]) -> Tuple[Any, bool, bool]:
+    """(stream, chunked, one_shot) for an iterable of bytes/str, sent chunked
+    as it is produced; an iterator (iter(x) is x, e.g. a generator) is a
+    one-shot source, a list or tuple is not."""
     one_shot = iter(it) is it
-    return _frame_chunks(_as_bytes(c) for c in it), True, one_shot
+    return _BodyStream(lambda: (_as_bytes(c) for c in it)), True, one_shot
 
 
 def _quote_param(value: str) -> str:
@@ -476,10 +479,12 @@ class Request:
     NUL in a header value raises InvalidRequest before anything is sent.
 
     The body (``content``, ``data``, ``json`` or ``files``; see
-    ``_encode_body``) is gathered into ``body`` when the request is built; a
-    body that came from an iterator or a file that cannot seek is one-shot:
-    a 307/308 redirect that would have to send it again raises
-    UnrewindableBodyError."""
+    ``_encode_body``) is bytes for in-memory sources; iterables and files are
+    streamed by the write loop as it sends them. A body that came from an
+    iterator or a file that cannot seek is one-shot: a 307/308 redirect that
+    would have to send it again raises UnrewindableBodyError, and a failed
+    attempt that already sent part of it is not retried ("net/http: cannot
+    rewind body after connection loss")."""
 
     __slots__ = ("method", "url", "headers", "body", "chunked", "_u", "_one_shot",
                  "extensions")

@@ -324,7 +324,7 @@ class Transport:
             length = len(body)
         else:
             # a body streamed from the write loop: its declared length, or chunked
-            length = getattr(request, "body_length", -1)
+            length = getattr(body, "length", -1)
             chunked = chunked or length < 0
         expect = bool(body is not None and headers._list and any(
             "100-continue" in v.lower() for v in headers.get_list("expect")))
@@ -359,6 +359,10 @@ class Transport:
                         chunked and not isinstance(body, bytes), length)
             except HTTPError as err:
                 if _should_retry(x, request, err):
+                    if x.body_consumed and request._one_shot:
+                        raise TransportError(
+                            f'{op} "{u.redacted}": net/http: cannot rewind body after '
+                            "connection loss", method=method, url=u.redacted) from err
                     continue
                 if route and isinstance(err, (ConnectError, ConnectTimeout)):
                     raise _proxyconnect(err, op, u.redacted) from None
