@@ -23,8 +23,11 @@ py=$(python3 -c 'import sys; print(sys.executable)')
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DFT_SANITIZE="$flags" -DPython_EXECUTABLE="$py" >/dev/null
 ninja -C "$build" >/dev/null
-rm -rf "$pkg" && mkdir -p "$pkg/fasttransport"
-cp "$root"/src/fasttransport/*.py "$root"/src/fasttransport/py.typed "$pkg/fasttransport/"
+rm -rf "$pkg" && mkdir -p "$pkg"
+# the package's Python files (subpackages included), then the sanitized modules
+cp -r "$root/src/fasttransport" "$pkg/"
+find "$pkg/fasttransport" \( -name '*.so' -o -name '*.c' -o -name '__pycache__' \) -prune \
+    -exec rm -rf {} +
 cp "$build"/*.so "$pkg/fasttransport/"
 [ $# -gt 0 ] || set -- tests
 LD_PRELOAD="$(gcc -print-file-name=$lib)" PYTHONPATH="$pkg" \
