@@ -632,23 +632,31 @@ static ssize_t fill(ft_transport *t, ft_rt *rt, int64_t slice_end)
     }
 }
 
+/* Copy up to n bytes already in the connection buffer into dst. */
+static size_t take_buffered(ft_conn *c, char *dst, size_t n)
+{
+    size_t avail = c->wpos - c->rpos;
+    size_t m = avail < n ? avail : n;
+    memcpy(dst, c->buf + c->rpos, m);
+    c->rpos += m;
+    if (c->rpos == c->wpos)
+        c->rpos = c->wpos = 0;
+    return m;
+}
+
 static ssize_t read_length(ft_transport *t, ft_rt *rt, char *dst, size_t n, int64_t slice_end)
 {
     ft_conn *c = rt->conn;
     if (n > rt->body_left)
         n = (size_t)rt->body_left;
     for (;;) {
-        size_t avail = c->wpos - c->rpos;
-        if (avail > 0) {
-            size_t m = avail < n ? avail : n;
-            memcpy(dst, c->buf + c->rpos, m);
-            c->rpos += m;
+        size_t m = take_buffered(c, dst, n);
+        if (m > 0) {
             rt->body_left -= m;
             if (rt->body_left == 0)
                 finish_body(t, rt);
             return (ssize_t)m;
         }
-        c->rpos = c->wpos = 0;
         ssize_t r;
         if (n >= DIRECT_READ_MIN) {
             r = body_recv(t, rt, dst, n);
@@ -680,14 +688,9 @@ static ssize_t read_close_delimited(ft_transport *t, ft_rt *rt, char *dst, size_
 {
     ft_conn *c = rt->conn;
     for (;;) {
-        size_t avail = c->wpos - c->rpos;
-        if (avail > 0) {
-            size_t m = avail < n ? avail : n;
-            memcpy(dst, c->buf + c->rpos, m);
-            c->rpos += m;
+        size_t m = take_buffered(c, dst, n);
+        if (m > 0)
             return (ssize_t)m;
-        }
-        c->rpos = c->wpos = 0;
         ssize_t r = body_recv(t, rt, dst, n);
         if (r > 0)
             return r;
