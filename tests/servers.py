@@ -18,8 +18,9 @@ threads that are always joined, and closes every socket it opened.
 
 The server records what it saw, so tests can assert on observable behaviour:
 ``accepted`` (connections accepted), ``max_concurrent`` (peak of connections
-open at once), ``open_conns`` and ``requests`` (``(conn_index, Request)`` in
-arrival order).  ``wait_for(predicate, timeout)`` waits for any condition over
+the client held open at once), ``open_conns``, ``requests`` (``(conn_index,
+Request)`` in arrival order; ``keep_requests=False`` keeps only
+``request_count``, for soak runs).  ``wait_for(predicate, timeout)`` waits for any condition over
 them without sleeping for a fixed time.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import selectors
 import socket
 import struct
@@ -356,22 +358,16 @@ class ServerConn:
 
     def peer_closed(self) -> bool:
         """True once the client has closed or reset its end (a FIN or RST is
-        queued here), without consuming any byte."""
-        # A non-blocking duplicate: the handler thread's socket has a timeout,
-        # with which recv() waits even under MSG_DONTWAIT.
+        queued here), without consuming any byte; also when request bytes the
+        handler has not read yet arrived before the FIN (``POLLRDHUP``)."""
+        poller = select.poll()
         try:
-            dup = socket.fromfd(self.sock.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+            poller.register(self.sock.fileno(), select.POLLRDHUP)
         except (OSError, ValueError):
             return True
-        try:
-            dup.setblocking(False)
-            return dup.recv(1, socket.MSG_PEEK) == b""
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            return True
-        finally:
-            dup.close()
+        events = poller.poll(0)
+        return bool(events and events[0][1] & (select.POLLRDHUP | select.POLLHUP
+                                                | select.POLLERR | select.POLLNVAL))
 
     def shutdown_write(self) -> None:
         """Half-close: send FIN, keep reading."""
@@ -522,8 +518,14 @@ class ScriptedServer:
         backlog: int = 128,
         join_timeout: float = 5.0,
         ssl_context: Any = None,
+        keep_requests: bool = True,
     ) -> None:
         self.handler = _as_handler(handler)
+        #: False: count requests in ``request_count`` but do not keep them in
+        #: ``requests`` (long soak runs, where they would add up).
+        self.keep_requests = keep_requests
+        #: Requests read so far.
+        self.request_count = 0
         #: An ``ssl.SSLContext`` (server side): each connection is wrapped in
         #: TLS before its handler runs; ``tls_errors`` counts failed handshakes.
         self.ssl_context = ssl_context
@@ -754,7 +756,9 @@ class ScriptedServer:
 
     def _record(self, index: int, req: Request) -> None:
         with self._cond:
-            self.requests.append((index, req))
+            self.request_count += 1
+            if self.keep_requests:
+                self.requests.append((index, req))
             self._cond.notify_all()
 
     def _released(self, conn: ServerConn) -> None:
