@@ -314,6 +314,9 @@ int ft_engines_start(ft_transport *t, char *err, size_t errcap)
         }
         t->engines[i].started = 1;
         t->st.io_threads++;
+        char name[16];
+        snprintf(name, sizeof name, "ft-io-%d", i % 10000);
+        pthread_setname_np(t->engines[i].thread, name);   /* shows in /proc/self/task */
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
