@@ -313,6 +313,7 @@ static int on_head(ft_transport *t, ft_rt *rt, size_t len)
         rt->head_budget_used += len;
         c->rpos += len;
         rt->scan = 0;
+        rt->status_line_ok = 0;
         return 0;
     }
     if (ft_framing_for(head, &h, rt->is_head, &rt->framing, perr, sizeof perr) != FT_OK) {
@@ -371,6 +372,41 @@ static void finish_body(ft_transport *t, ft_rt *rt)
     release_conn(t, rt, rt->reuse_ok && c && c->rpos == c->wpos);
 }
 
+/* Go reads the status line first: a malformed one fails as soon as that
+ * line is in, without waiting for the rest of a head that may never come.
+ * 0 = fine (or not complete yet), -1 = failed (rt failed). */
+static int check_status_line(ft_transport *t, ft_rt *rt)
+{
+    ft_conn *c = rt->conn;
+    const char *p = c->buf + c->rpos;
+    const char *nl = memchr(p, '\n', c->wpos - c->rpos);
+    if (!nl)
+        return 0;
+    size_t n = (size_t)(nl - p) + 1;
+    char small[512], perr[256];
+    char *copy = n + 2 <= sizeof small ? small : malloc(n + 2);
+    if (!copy) {
+        fail(t, rt, FT_E_NOMEM, "out of memory");
+        return -1;
+    }
+    memcpy(copy, p, n);
+    memcpy(copy + n, "\r\n", 2);   /* the line alone, as a complete head */
+    ft_header none[1];
+    ft_head h;
+    memset(&h, 0, sizeof h);
+    h.headers = none;
+    h.cap = 1;
+    int rc = ft_parse_head(copy, n + 2, &h, perr, sizeof perr);
+    if (copy != small)
+        free(copy);
+    rt->status_line_ok = 1;
+    if (rc == FT_PERR) {
+        fail(t, rt, FT_E_PROTOCOL, BROKEN "%s", perr);
+        return -1;
+    }
+    return 0;
+}
+
 static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
 {
     ft_conn *c = rt->conn;
@@ -424,6 +460,8 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
                 }
                 if (rt->head_budget_used + (c->wpos - c->rpos) > limit)
                     goto too_big;
+                if (!rt->status_line_ok && check_status_line(t, rt) != 0)
+                    return FT_R_FAIL;
             }
             size_t room = make_room(t, c, limit - rt->head_budget_used + 1);
             if (room == 0)
@@ -825,7 +863,11 @@ ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms
     }
     if (n == 0)
         return 0;
-    int64_t slice_end = ft_now_ns() + (int64_t)slice_ms * 1000000LL;
+    int64_t now = ft_now_ns();
+    if (rt->deadline && now >= rt->deadline)   /* even with bytes buffered (Go) */
+        return fail(t, rt, FT_E_READ_TIMEOUT,
+                    "context deadline exceeded (Client.Timeout or context cancellation while reading body)");
+    int64_t slice_end = now + (int64_t)slice_ms * 1000000LL;
     switch (rt->framing.kind) {
     case FT_BODY_LENGTH:
         return read_length(t, rt, dst, n, slice_end);

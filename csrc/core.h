@@ -178,6 +178,7 @@ typedef struct ft_rt {
     int head_ready;            /* final head parsed, finishing the body write */
     int64_t header_deadline;
     size_t head_budget_used, scan;
+    int status_line_ok;        /* the current head's first line was checked */
 
     /* --- response --- */
     int status, vmajor, vminor;

@@ -1,5 +1,6 @@
 /* tls.c - see tls.h. OpenSSL 1.1.1 or 3.x. */
 #include "tls.h"
+#include "sock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -272,7 +273,9 @@ int ft_tls_handshake(ft_tls_ctx *x, SSL *ssl, const char *host, int *want_write,
         openssl_reason(why, sizeof why);
         snprintf(err, errcap, "tls: handshake with %s failed: %s", host, why);
     } else if (e == SSL_ERROR_SYSCALL && errno != 0) {
-        snprintf(err, errcap, "tls: handshake with %s failed: %s", host, strerror(errno));
+        char ebuf[128];
+        snprintf(err, errcap, "tls: handshake with %s failed: %s", host,
+                 ft_errstr(errno, ebuf, sizeof ebuf));
         ERR_clear_error();
     } else {
         snprintf(err, errcap, "tls: handshake with %s failed: EOF", host);
@@ -300,7 +303,7 @@ static ssize_t io_result(SSL *ssl, int r, int *want_write, char *err, size_t err
             ERR_clear_error();
             return 0;          /* EOF without close_notify */
         }
-        snprintf(err, errcap, "%s", strerror(errno));
+        ft_errstr(errno, err, errcap);
         ERR_clear_error();
         return -1;
     default: {

@@ -218,3 +218,51 @@ def test_transport_closed_then_request(http_server):
     t.close()
     with pytest.raises(ft.TransportError, match="closed"):
         t.round_trip(ft.Request("GET", http_server.url("/")))
+
+
+def test_garbage_status_line_fails_before_the_head_ends(scripted_server):
+    # Go reads the status line first: no need to wait for a blank line
+    def ssh_banner(conn):
+        conn.read_request()
+        conn.send(b"SSH-2.0-OpenSSH_9.6\r\n")
+        conn.sleep(5)
+
+    srv = scripted_server(per_connection(ssh_banner, [GOOD]))
+    with ft.Transport(response_header_timeout=3) as t:
+        t0 = time.monotonic()
+        with pytest.raises(ft.RemoteProtocolError,
+                           match='malformed HTTP response "SSH-2.0-OpenSSH_9.6"'):
+            t.round_trip(ft.Request("GET", srv.url("/")))
+        assert time.monotonic() - t0 < 1.5
+        _check_recovers(srv, t)
+
+
+def test_cancel_during_body_drops_buffered_bytes(http_server):
+    tok = ft.CancelToken()
+    with ft.Client() as c:
+        r = c.get(http_server.url("/bytes/300000"), stream=True, cancel=tok)
+        assert len(r.read(10)) == 10
+        tok.cancel()
+        with pytest.raises(ft.Cancelled):
+            r.read()
+        assert c.transport.stats().open_conns == 0
+
+
+def test_deadline_during_body_drops_buffered_bytes(http_server):
+    with ft.Client() as c:
+        r = c.get(http_server.url("/bytes/300000"), stream=True, timeout=0.2)
+        assert len(r.read(10)) == 10
+        time.sleep(0.3)    # the deadline passes while the rest sits in the buffer
+        with pytest.raises(ft.ReadTimeout, match="while reading body"):
+            r.read()
+        assert c.transport.stats().open_conns == 0
+
+
+def test_cancel_after_eof_has_no_effect(http_server):
+    tok = ft.CancelToken()
+    with ft.Client() as c:
+        r = c.get(http_server.url("/bytes/100"), stream=True, cancel=tok)
+        assert len(r.read()) == 100
+        tok.cancel()
+        assert r.read() == b""
+        assert c.transport.stats().idle_conns == 1

@@ -387,6 +387,11 @@ cdef class Exchange:
         cdef ssize_t r
         if self._busy:
             raise RuntimeError("response body read from two threads at once")
+        if (self.cancel is not None and (<CancelToken>self.cancel).cancelled
+                and not ft_rt_at_eof(&self.rt)):
+            # cancelled: bytes already received are dropped (Go, §13)
+            ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, b"context canceled")
+            self._raise()
         self._busy = True
         try:
             while True:

@@ -33,10 +33,12 @@ _UNSET: Any = object()
 class TransportStats:
     """Live counts of a Transport (a snapshot).
 
-    open_conns = idle_conns + active_conns + draining_conns (dialing counts as
-    active). read_loops and write_loops count the live per-connection loop
-    state machines (one of each per open connection); io_threads the native
-    engine threads that run them when no caller does."""
+    open_conns = idle_conns + active_conns + draining_conns + dialing_conns.
+    read_loops and write_loops count the live per-connection loop state
+    machines (one of each per open connection); io_threads the native engine
+    threads that run them when no caller does; waiting_requests the requests
+    waiting for a connection; tls_handshakes / tls_resumed the full and
+    abbreviated TLS handshakes so far."""
 
     open_conns: int
     idle_conns: int
