@@ -24,6 +24,7 @@ from fasttransport._cparser cimport (
     FT_BODY_CHUNKED, FT_BODY_CLOSE, FT_BODY_LENGTH, FT_BODY_NONE, FT_HDR_DELETED, ft_header,
 )
 from fasttransport._ccore cimport *
+from fasttransport._names cimport header_name
 
 from fasttransport import errors as _errors
 
@@ -480,7 +481,7 @@ cdef list _pairs(const char *base, const ft_header *hs, size_t n):
     for i in range(n):
         if hs[i].flags & FT_HDR_DELETED:
             continue
-        out.append((PyUnicode_DecodeLatin1(base + hs[i].name_off, hs[i].name_len, NULL),
+        out.append((header_name(base + hs[i].name_off, hs[i].name_len),
                     PyUnicode_DecodeLatin1(base + hs[i].value_off, hs[i].value_len, NULL)))
     return out
 

@@ -9,10 +9,12 @@ from collections import namedtuple
 
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
+from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.string cimport memcpy, strlen
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from fasttransport._cparser cimport *
+from fasttransport._names cimport header_name
 
 cdef enum:
     _ERRCAP = 1024
@@ -54,8 +56,9 @@ cdef str _err_text(const char *err):
     return err[:strlen(err)].decode("utf-8", "surrogateescape")
 
 
-cdef str _latin1(const char *buf, size_t off, size_t n):
-    return buf[off:off + n].decode("latin-1")
+cdef inline str _latin1(const char *buf, size_t off, size_t n):
+    # straight from the buffer: no intermediate bytes object
+    return PyUnicode_DecodeLatin1(buf + off, <Py_ssize_t>n, NULL)
 
 
 def find_head_end(data) -> int:
@@ -124,9 +127,12 @@ cdef class _Fields:
         cdef ft_header *hd
         for i in range(self.h.nheaders):
             hd = &self.h.headers[i]
-            pair = (_latin1(buf, hd.name_off, hd.name_len),
-                     _latin1(buf, hd.value_off, hd.value_len))
-            (gone if hd.flags & FT_HDR_DELETED else live).append(pair)
+            pair = (header_name(buf + hd.name_off, hd.name_len),
+                    _latin1(buf, hd.value_off, hd.value_len))
+            if hd.flags & FT_HDR_DELETED:
+                gone.append(pair)
+            else:
+                live.append(pair)
         return live, gone
 
 
@@ -141,6 +147,7 @@ def parse_response_head(data, bint request_is_head=False, size_t header_cap=32):
     cdef bytes b = bytes(data)
     cdef size_t scan = 0, head_len
     cdef char err[_ERRCAP]
+    cdef char small[2048]
     cdef char *buf = NULL
     cdef int rc
     cdef ft_framing f
@@ -151,7 +158,11 @@ def parse_response_head(data, bint request_is_head=False, size_t header_cap=32):
     if head_len == 0:
         return None
     fields = _Fields(header_cap)
-    buf = <char *>malloc(head_len)
+    # the parser rewrites the head in place: work on a copy
+    if head_len <= sizeof(small):
+        buf = small
+    else:
+        buf = <char *>malloc(head_len)
     if buf == NULL:
         raise MemoryError()
     try:
@@ -167,14 +178,16 @@ def parse_response_head(data, bint request_is_head=False, size_t header_cap=32):
         if rc == FT_PERR:
             raise ParseError(_err_text(err))
         live, gone = fields.split(buf)
-        return ParsedHead(
+        # tuple.__new__ skips the named tuple's Python-level __new__
+        return tuple.__new__(ParsedHead, (
             head_len, (fields.h.version_major, fields.h.version_minor),
             fields.h.status,
             _latin1(buf, fields.h.reason_off, fields.h.reason_len),
             live, _KINDS[f.kind], f.content_length, f.body_length,
-            bool(f.close), gone)
+            bool(f.close), gone))
     finally:
-        free(buf)
+        if buf != small:
+            free(buf)
 
 
 cdef list _parse_fields_block(bytearray block):
