@@ -554,8 +554,10 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
                 /* none idle: resolve here (the GIL is released), then wait
                  * for a connection - ours from a dial, or one released first */
                 char rerr[sizeof rt->err];
-                rt->want.host = rt->host;
+                rt->want.host = rt->tls_host ? rt->tls_host : rt->host;
                 rt->want.tls = rt->tls;
+                rt->want.tunnel = rt->tunnel;
+                rt->want.tunnel_auth = rt->tunnel_auth;
                 if (ft_resolve(rt->host, rt->port, &rt->want.addrs, rerr, sizeof rerr) != 0)
                     return fail(t, rt, FT_E_CONNECT, "%s", rerr);
                 int q = ft_pool_queue(t, rt->key, &rt->want, &c);

@@ -102,6 +102,8 @@ typedef struct ft_want {
     struct addrinfo *addrs;   /* resolved addresses for its dial */
     const char *host;         /* for TLS (SNI, name check); copied by the dial */
     int tls;
+    const char *tunnel;       /* CONNECT authority through a proxy, or NULL */
+    const char *tunnel_auth;  /* its Proxy-Authorization value, or NULL */
     pthread_cond_t cond;      /* signalled on delivery (CLOCK_MONOTONIC) */
     int cond_ready;
 } ft_want;
@@ -117,6 +119,9 @@ struct ft_dial {
     char *host;               /* TLS server name (owned) */
     int tls;                  /* handshake after connect */
     int handshaking;
+    char *tunnel_req;         /* the CONNECT request while it is sent (owned) */
+    size_t tunnel_len, tunnel_off;
+    int tunneling;            /* waiting for the proxy's answer to CONNECT */
     int started;
     int abort;                /* close_idle_connections ended it (detached only) */
     int err_code;
@@ -164,6 +169,10 @@ typedef struct ft_rt {
     int expect_continue;       /* Expect: 100-continue with a body */
     int is_head;               /* method is HEAD */
     int tls;                   /* https: TLS on the connection */
+    const char *tls_host;      /* TLS name when it is not `host` (a tunnel) */
+    const char *tunnel;        /* "host:port" to CONNECT to through the proxy
+                                  at host:port, or NULL (GO_TRANSPORT_SPEC §16) */
+    const char *tunnel_auth;   /* Proxy-Authorization for the CONNECT */
     int req_close;             /* request carries Connection: close */
     int64_t deadline;          /* absolute ns for the whole exchange, 0 = none */
 

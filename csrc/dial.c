@@ -6,7 +6,9 @@
 #include "core.h"
 #include "sock.h"
 
+#include <errno.h>
 #include <netdb.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,12 +37,115 @@ static void handshake_step(ft_transport *t, ft_dial *d)
     }
 }
 
+static void start_tls(ft_transport *t, ft_dial *d);
+
+/* CONNECT through an http proxy (Go's dialConn for https via a proxy):
+ * write the request, read the proxy's answer; 200 opens the tunnel and TLS
+ * with the target starts; anything else fails with the proxy's reason phrase
+ * (Go: "Forbidden", or "unknown status code" without one). */
+static void tunnel_step(ft_transport *t, ft_dial *d)
+{
+    ft_conn *c = d->c;
+    char ebuf[160];
+    if (!d->tunnel_req) {
+        ft_dial_fail(t, d, FT_E_NOMEM, "out of memory");
+        return;
+    }
+    while (d->tunnel_off < d->tunnel_len) {
+        ssize_t w = send(c->fd, d->tunnel_req + d->tunnel_off, d->tunnel_len - d->tunnel_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            ft_engine_rewatch(c->engine, c, 1);
+            return;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            snprintf(d->err, sizeof d->err, "proxyconnect tcp: write: %s",
+                     ft_errstr(errno, ebuf, sizeof ebuf));
+            ft_dial_fail(t, d, FT_E_CONNECT, d->err);
+            return;
+        }
+        d->tunnel_off += (size_t)w;
+    }
+    ft_engine_rewatch(c->engine, c, 0);
+    for (;;) {
+        if (c->wpos == c->cap) {
+            ft_dial_fail(t, d, FT_E_CONNECT, "proxyconnect: the proxy's answer to CONNECT is too long");
+            return;
+        }
+        ssize_t r = recv(c->fd, c->buf + c->wpos, c->cap - c->wpos, MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            ft_dial_fail(t, d, FT_E_CONNECT, r == 0 ? "proxyconnect: EOF from the proxy"
+                         : ft_errstr(errno, ebuf, sizeof ebuf));
+            return;
+        }
+        c->wpos += (size_t)r;
+        size_t scan = 0;
+        size_t hl = ft_find_head_end(c->buf, c->wpos, &scan);
+        if (!hl)
+            continue;
+        ft_header hs[64];
+        ft_head h;
+        char perr[200];
+        memset(&h, 0, sizeof h);
+        h.headers = hs;
+        h.cap = 64;
+        int rc = ft_parse_head(c->buf, hl, &h, perr, sizeof perr);
+        if (rc == FT_PERR) {
+            snprintf(d->err, sizeof d->err, "proxyconnect: %s", perr);
+            ft_dial_fail(t, d, FT_E_CONNECT, d->err);
+            return;
+        }
+        if (h.status != 200) {
+            if (h.reason_len == 0)
+                snprintf(d->err, sizeof d->err, "unknown status code");
+            else
+                snprintf(d->err, sizeof d->err, "%.*s", (int)h.reason_len, c->buf + h.reason_off);
+            ft_dial_fail(t, d, FT_E_CONNECT, d->err);
+            return;
+        }
+        if (hl != c->wpos) {
+            ft_dial_fail(t, d, FT_E_CONNECT, "proxyconnect: bytes after the proxy's 200 to CONNECT");
+            return;
+        }
+        c->rpos = c->wpos = 0;
+        d->tunneling = 0;
+        start_tls(t, d);
+        return;
+    }
+}
+
 /* TCP is connected: plain connections are done, https ones start TLS with
- * their own deadline (tls_handshake_timeout). */
+ * their own deadline (tls_handshake_timeout); through a proxy the CONNECT
+ * tunnel comes first, with Go's fixed one-minute limit. */
 static void connected(ft_transport *t, ft_dial *d)
 {
     ft_conn *c = d->c;
     ft_set_nodelay(c->fd);
+    if (d->tunneling) {
+        if (ft_conn_ensure_buf(t, c) != 0) {
+            ft_dial_fail(t, d, FT_E_NOMEM, "out of memory");
+            return;
+        }
+        pthread_mutex_lock(&t->mu);
+        d->deadline = ft_now_ns() + 60 * 1000000000LL;
+        pthread_mutex_unlock(&t->mu);
+        if (!c->registered)
+            ft_engine_watch_out(c->engine, c);
+        tunnel_step(t, d);
+        return;
+    }
+    start_tls(t, d);
+}
+
+static void start_tls(ft_transport *t, ft_dial *d)
+{
+    ft_conn *c = d->c;
     if (!d->tls) {
         dial_succeeded(t, d);
         return;
@@ -73,7 +178,9 @@ void ft_dial_fail(ft_transport *t, ft_dial *d, int code, const char *msg)
     char addr[80];
     if (c->registered)
         ft_engine_unwatch(c->engine, c);
-    if (code == FT_E_CONNECT_TIMEOUT && !msg && d->handshaking) {
+    if (code == FT_E_CONNECT_TIMEOUT && !msg && d->tunneling && d->tunnel_off > 0) {
+        snprintf(d->err, sizeof d->err, "proxyconnect: no answer to CONNECT within 1m0s");
+    } else if (code == FT_E_CONNECT_TIMEOUT && !msg && d->handshaking) {
         snprintf(d->err, sizeof d->err, "net/http: TLS handshake timeout");
     } else if (code == FT_E_CONNECT_TIMEOUT && !msg) {
         const struct addrinfo *ai = d->next ? d->next : d->addrs;
@@ -139,6 +246,10 @@ void ft_dial_on_event(ft_transport *t, ft_dial *d)
     char addr[80], ebuf[128];
     if (d->handshaking) {
         handshake_step(t, d);
+        return;
+    }
+    if (d->tunneling && d->tunnel_off > 0) {
+        tunnel_step(t, d);
         return;
     }
     int e = ft_connect_result(c->fd);

@@ -377,6 +377,19 @@ static int start_dial_locked(ft_transport *t, ft_hostpool *hp, ft_want *w)
     d->c = c;
     d->want = w;
     d->tls = w->tls;
+    if (w->tunnel) {
+        d->tunneling = 1;
+        size_t cap = strlen(w->tunnel) * 2 + (w->tunnel_auth ? strlen(w->tunnel_auth) : 0) + 96;
+        d->tunnel_req = malloc(cap);
+        if (d->tunnel_req) {
+            int n = snprintf(d->tunnel_req, cap, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s%s%s\r\n",
+                             w->tunnel, w->tunnel,
+                             w->tunnel_auth ? "Proxy-Authorization: " : "",
+                             w->tunnel_auth ? w->tunnel_auth : "",
+                             w->tunnel_auth ? "\r\n" : "");
+            d->tunnel_len = n > 0 ? (size_t)n : 0;
+        }
+    }
     d->addrs = w->addrs;       /* the dial owns the addresses now */
     w->addrs = NULL;
     w->dial = d;
@@ -542,6 +555,7 @@ void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok)
     if (d->addrs)
         freeaddrinfo(d->addrs);
     free(d->host);
+    free(d->tunnel_req);
     free(d);
 }
 
@@ -808,6 +822,7 @@ void ft_transport_close(ft_transport *t)
         if (d->addrs)
             freeaddrinfo(d->addrs);
         free(d->host);
+        free(d->tunnel_req);
         free(d);
     }
     engines_close_fds(t);

@@ -67,6 +67,9 @@ cdef extern from "core.h" nogil:
         int expect_continue
         int is_head
         int tls
+        const char *tls_host
+        const char *tunnel
+        const char *tunnel_auth
         int req_close
         int64_t deadline
         size_t nwritten

@@ -180,7 +180,7 @@ cdef class Exchange:
     cdef readonly str op, url
     cdef readonly object cancel
     cdef bint _busy
-    cdef object _stream
+    cdef object _stream, _tunnel
     cdef bint _chunked, _pulled
     cdef Py_ssize_t _length, _sent
 
@@ -215,7 +215,8 @@ cdef class Exchange:
     def start(self, CoreTransport tr, str op, str url, bytes key, bytes host, int port,
               bytes head, body, bint is_head, bint req_close, deadline_ns, cancel=None,
               bint tls=False, bint expect_continue=False, bint chunked=False,
-              Py_ssize_t length=-1):
+              Py_ssize_t length=-1, bytes tls_host=None, bytes tunnel=None,
+              bytes tunnel_auth=None):
         """Send the request and read the response head (blocking, GIL
         released). Raises the API.md exception on failure.
 
@@ -254,6 +255,14 @@ cdef class Exchange:
         self.rt.expect_continue = expect_continue
         self.rt.is_head = is_head
         self.rt.tls = tls
+        if tunnel is not None:
+            # https through an http proxy: dial host:port (the proxy), CONNECT
+            # to `tunnel`, then TLS with tls_host
+            self._tunnel = (tls_host, tunnel, tunnel_auth)
+            self.rt.tls_host = tls_host
+            self.rt.tunnel = tunnel
+            if tunnel_auth is not None:
+                self.rt.tunnel_auth = tunnel_auth
         self.rt.req_close = req_close
         self.rt.deadline = 0 if deadline_ns is None else <int64_t>deadline_ns
         while True:

@@ -130,23 +130,23 @@ def _tls_files(verify: Union[bool, str], cert: Any) -> dict:
 
 
 class _ProxyRoute:
-    """A request's way through a proxy: the pool key (the proxy, without the
-    target), the address to dial, the Proxy-Authorization value; or
-    ``error``, the reason it cannot be sent (raised as TransportError)."""
+    """A request's way through a proxy: the pool key, the address to dial,
+    the Proxy-Authorization value; or ``error``, the reason it cannot be
+    sent (raised as TransportError). Plain-http targets share one key per
+    proxy (absolute-form requests); an https target gets a key of its own and
+    a CONNECT tunnel (``tunnel`` = its "host:port"), GO_TRANSPORT_SPEC §1, §16."""
 
-    __slots__ = ("key", "host", "port", "auth", "error")
+    __slots__ = ("key", "host", "port", "auth", "error", "tunnel")
 
-    def __init__(self, p: Optional[_proxy.ProxyURL], *, https_target: bool = False,
+    def __init__(self, p: Optional[_proxy.ProxyURL], *, target: Any = None,
                  error: Optional[str] = None) -> None:
         self.key, self.host, self.port, self.auth = b"", b"", 0, None
         self.error = error
+        self.tunnel: Optional[bytes] = None
         if p is None:
             return
         if p.scheme in ("socks5", "socks5h"):
             self.error = f"proxy {p.redacted}: socks5 proxies are not supported yet"
-        elif https_target:
-            self.error = (f"proxy {p.redacted}: https through a proxy (a CONNECT tunnel) "
-                          "is not supported yet")
         elif p.scheme == "https":
             self.error = (f"proxy {p.redacted}: https proxies (TLS to the proxy) are not "
                           "supported yet")
@@ -154,6 +154,10 @@ class _ProxyRoute:
             return
         user = f"{p.username}@" if p.username else ""
         self.key = f"{p.scheme}://{user}{p.hostport}|proxy".encode("utf-8")
+        if target is not None and target.scheme == "https":
+            hostport = f"[{target.host}]" if ":" in target.host else target.host
+            self.tunnel = f"{hostport}:{target.port}".encode("ascii")
+            self.key += b"|" + target.key
         self.host = p.host.encode("idna") if not p.host.isascii() else p.host.encode("ascii")
         self.port = p.port
         self.auth = p.authorization()
@@ -223,11 +227,12 @@ class Transport:
       NO_PROXY), None for none; default: from the environment, read once per
       process (Go's ProxyFromEnvironment; see ``fasttransport.proxy``).
       Plain-http requests go to an http proxy in absolute form over one pool
-      key per proxy, with ``Proxy-Authorization: Basic`` from its userinfo.
-      https targets (CONNECT), socks5 and https proxies raise TransportError
-      "… not supported yet". A proxy that cannot be dialled raises
-      ConnectError ``proxyconnect tcp: …``; an invalid proxy URL raises
-      ValueError here.
+      key per proxy, with ``Proxy-Authorization: Basic`` from its userinfo;
+      https targets go through a CONNECT tunnel (one key per target; a
+      refusal raises ConnectError with the proxy's reason phrase, Go's text).
+      socks5 and https proxies raise TransportError "… not supported yet".
+      A proxy that cannot be dialled raises ConnectError ``proxyconnect tcp:
+      …``; an invalid proxy URL raises ValueError here.
 
     Errors: a failed exchange raises a TransportError subclass whose message
     names the method, the URL and the cause.
@@ -342,13 +347,15 @@ class Transport:
                 if route.error:
                     raise TransportError(f'{op} "{u.redacted}": {route.error}',
                                          method=method, url=u.redacted)
-                # Go's absolute-form request line to an http proxy; the key
-                # leaves the target out, so one proxy connection serves every
-                # plain-http target (GO_TRANSPORT_SPEC §1, §16).
-                target = f"http://{headers.get('Host') or u.host_header}{u.target}"
-                key, host, port, tls = route.key, route.host, route.port, False
-                if route.auth and "proxy-authorization" not in headers:
-                    hlist = hlist + [("Proxy-Authorization", route.auth)]
+                key, host, port = route.key, route.host, route.port
+                if route.tunnel is None:
+                    # Go's absolute-form request line to an http proxy; the
+                    # key leaves the target out, so one proxy connection
+                    # serves every plain-http target (GO_TRANSPORT_SPEC §1, §16)
+                    target = f"http://{headers.get('Host') or u.host_header}{u.target}"
+                    tls = False
+                    if route.auth and "proxy-authorization" not in headers:
+                        hlist = hlist + [("Proxy-Authorization", route.auth)]
         head = _core.build_head(method, target, u.host_header, hlist, length,
                                 chunked, gzip, self.disable_keep_alives,
                                 DEFAULT_USER_AGENT)
@@ -358,7 +365,10 @@ class Transport:
             try:
                 x.start(self._core, op, u.redacted, key, host, port, head, body,
                         method == "HEAD", req_close, deadline_ns, cancel, tls, expect,
-                        chunked and not isinstance(body, bytes), length)
+                        chunked and not isinstance(body, bytes), length,
+                        *((u.host_bytes, route.tunnel,
+                           route.auth.encode("latin-1") if route.auth else None)
+                          if route and route.tunnel is not None else ()))
             except HTTPError as err:
                 if _should_retry(x, request, err):
                     if x.body_consumed and request._one_shot:
@@ -366,7 +376,10 @@ class Transport:
                             f'{op} "{u.redacted}": net/http: cannot rewind body after '
                             "connection loss", method=method, url=u.redacted) from err
                     continue
-                if route and isinstance(err, (ConnectError, ConnectTimeout)):
+                if (route and isinstance(err, (ConnectError, ConnectTimeout))
+                        and ": dial tcp " in str(err)):
+                    # the proxy could not be dialled (a CONNECT refusal keeps
+                    # the proxy's own words, as in Go)
                     raise _proxyconnect(err, op, u.redacted) from None
                 raise
             return Response(x, request, gzip=gzip, elapsed=time.perf_counter() - t0,
@@ -380,7 +393,7 @@ class Transport:
         except ValueError as e:          # the CGI refusal
             route: Any = _ProxyRoute(None, error=str(e))
         else:
-            route = False if p is None else _ProxyRoute(p, https_target=u.scheme == "https")
+            route = False if p is None else _ProxyRoute(p, target=u)
         routes = self._routes
         if len(routes) >= 4096:
             routes.clear()
