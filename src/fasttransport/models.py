@@ -611,17 +611,24 @@ class _Decoder:
         return out
 
 
-class _GzipDecoder(_Decoder):
-    """gzip: concatenated members are joined; one level only; Go's texts
-    ``gzip: invalid header``, ``gzip: invalid checksum``, ``unexpected EOF``."""
+class _MembersDecoder(_Decoder):
+    """A coding whose body may hold several members (gzip) or frames (zstd)
+    one after another: each is decoded in turn and the output joined; a
+    member cut short is ``unexpected EOF``."""
 
     __slots__ = ("_d", "_open")
-    name = "gzip"
+    eof_text = "unexpected EOF"
 
     def __init__(self, op: str, url: str) -> None:
         super().__init__(op, url)
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._d = self._new()
         self._open = False
+
+    def _new(self) -> Any:
+        raise NotImplementedError
+
+    def _failed(self, e: Exception) -> RemoteProtocolError:
+        raise NotImplementedError
 
     def feed(self, data: bytes) -> bytes:
         out = []
@@ -630,23 +637,37 @@ class _GzipDecoder(_Decoder):
                 out.append(self._d.decompress(data))
                 if self._d.eof:
                     data = self._d.unused_data
-                    self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    self._d = self._new()
                     self._open = False
                 else:
                     self._open = True
                     data = b""
-        except zlib.error as e:
-            msg = str(e)
-            if "header" in msg:
-                raise self._error("gzip: invalid header") from None
-            if "check" in msg:
-                raise self._error("gzip: invalid checksum") from None
-            raise self._error("gzip: " + msg.partition(": ")[2] or msg) from None
+        except Exception as e:  # noqa: BLE001 - each library raises its own type
+            raise self._failed(e) from None
         return b"".join(out)
 
     def finish(self) -> None:
         if self._open:
-            raise self._error("unexpected EOF")
+            raise self._error(self.eof_text)
+
+
+class _GzipDecoder(_MembersDecoder):
+    """gzip: concatenated members are joined; one level only; Go's texts
+    ``gzip: invalid header``, ``gzip: invalid checksum``, ``unexpected EOF``."""
+
+    __slots__ = ()
+    name = "gzip"
+
+    def _new(self) -> Any:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def _failed(self, e: Exception) -> RemoteProtocolError:
+        msg = str(e)
+        if "header" in msg:
+            return self._error("gzip: invalid header")
+        if "check" in msg:
+            return self._error("gzip: invalid checksum")
+        return self._error("gzip: " + (msg.partition(": ")[2] or msg))
 
 
 class _DeflateDecoder(_Decoder):
@@ -712,43 +733,21 @@ class _BrotliDecoder(_Decoder):
             raise self._error("br: unexpected EOF")
 
 
-class _ZstdDecoder(_Decoder):
+class _ZstdDecoder(_MembersDecoder):
     """zstd, with the zstandard package (or compression.zstd): frames are
     decoded one after another, so multi-frame bodies come out whole."""
 
-    __slots__ = ("_d", "_open")
+    __slots__ = ()
     name = "zstd"
+    eof_text = "zstd: unexpected EOF"
 
-    def __init__(self, op: str, url: str) -> None:
-        super().__init__(op, url)
-        self._d = self._new()
-        self._open = False
-
-    @staticmethod
-    def _new() -> Any:
+    def _new(self) -> Any:
         if _zstd is not None:
             return _zstd.ZstdDecompressor().decompressobj()
         return _zstd_std.ZstdDecompressor()
 
-    def feed(self, data: bytes) -> bytes:
-        out = []
-        try:
-            while data:
-                out.append(self._d.decompress(data))
-                if self._d.eof:
-                    data = self._d.unused_data
-                    self._d = self._new()
-                    self._open = False
-                else:
-                    self._open = True
-                    data = b""
-        except Exception as e:  # noqa: BLE001 - ZstdError / compression.zstd.ZstdError
-            raise self._error(f"zstd: invalid data ({e})") from None
-        return b"".join(out)
-
-    def finish(self) -> None:
-        if self._open:
-            raise self._error("zstd: unexpected EOF")
+    def _failed(self, e: Exception) -> RemoteProtocolError:
+        return self._error(f"zstd: invalid data ({e})")
 
 
 #: Codings decoded when the caller asked for them (and the package is there).
