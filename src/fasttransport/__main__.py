@@ -55,8 +55,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def _line(label: str, t: ft.Transport) -> None:
     s = t.stats()
     print(f"  {label:<44} open={s.open_conns:<3} idle={s.idle_conns:<3} "
-          f"in_use={s.active_conns:<3} dials={s.dials:<3} reused={s.reused_conns:<3} "
-          f"io_threads={s.io_threads}")
+          f"in_use={s.active_conns:<3} draining={s.draining_conns:<2} dials={s.dials:<3} "
+          f"reused={s.reused_conns:<3} io_threads={s.io_threads}")
 
 
 def _cpu() -> float:
