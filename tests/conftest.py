@@ -5,6 +5,8 @@
   and its handler errors fail the test.
 - ``http_server``: a started keep-alive HTTP/1.1 server (:func:`servers.http_handler`).
 - ``no_leaks``: fails the test if threads or file descriptors are left over.
+- ``ca``, ``ca_file``: a trustme certificate authority for the run, and its
+  certificate as a PEM file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
+import trustme
 from servers import LeakCheck, ScriptedServer, http_handler
 
 
@@ -70,3 +73,17 @@ def no_leaks() -> Iterator[LeakCheck]:
     check = LeakCheck()
     yield check
     check.check(timeout=2.0)
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A certificate authority made for this test run (trustme)."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The test CA's certificate as a PEM file, for ``verify=``."""
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)

@@ -54,6 +54,7 @@ __all__ = [
     "chunked_body",
     "chunked_response",
     "fd_count",
+    "free_port",
     "http_handler",
     "per_connection",
     "response",
@@ -1003,6 +1004,14 @@ def _serve_route(conn: ServerConn, req: Request) -> bool:
 
 # --------------------------------------------------------------------------
 # Leak accounting
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released): for
+    connection-refused cases and for servers started by the tests."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
 
 
 def thread_count() -> int:

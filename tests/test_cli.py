@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from servers import CLOSE, body_bytes
+from servers import CLOSE, body_bytes, free_port
 
 CLI = [sys.executable, "-m", "fasttransport"]
 
@@ -28,13 +27,6 @@ def run(*args: str, timeout: float = 60, stdin: bytes = b"") -> subprocess.Compl
     return subprocess.run(
         [*CLI, *args], input=stdin, capture_output=True, timeout=timeout, check=False
     )
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------
@@ -196,7 +188,7 @@ def test_404_without_fail_is_0(http_server):
 
 
 def test_connection_refused_is_7():
-    url = f"http://127.0.0.1:{closed_port()}/"
+    url = f"http://127.0.0.1:{free_port()}/"
     r = run("get", url)
     assert r.returncode == 7
     assert r.stdout == b""
@@ -205,7 +197,7 @@ def test_connection_refused_is_7():
 
 
 def test_silent_hides_errors_unless_show_error():
-    url = f"http://127.0.0.1:{closed_port()}/"
+    url = f"http://127.0.0.1:{free_port()}/"
     r = run("get", "-s", url)
     assert (r.returncode, r.stderr) == (7, b"")
     r = run("get", "-sS", url)

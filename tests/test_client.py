@@ -507,17 +507,11 @@ def test_custom_host_survives_only_relative_redirects(proxy_client):
         "http://virtual.example/", "http://virtual.example/rel", "http://b.com/abs"]
 
 
-@pytest.fixture(scope="module")
-def tls_ca():
-    trustme = pytest.importorskip("trustme")
-    return trustme.CA()
-
-
-def test_https_to_http_downgrade_drops_referer(scripted_server, tls_ca, tmp_path):
+def test_https_to_http_downgrade_drops_referer(scripted_server, ca, tmp_path):
     ca_file = tmp_path / "ca.pem"
-    tls_ca.cert_pem.write_to_path(str(ca_file))
+    ca.cert_pem.write_to_path(str(ca_file))
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls_ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
     plain = scripted_server([response(200, b"plain"), response(200, b"plain")])
     secure = scripted_server(
         [redirect(302, plain.url("/down")), redirect(302, plain.url("/down"))],

@@ -4,11 +4,10 @@ the next request on the same Transport works."""
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
-from servers import CLOSE, RESET, per_connection, response
+from servers import CLOSE, RESET, free_port, per_connection, response
 
 import fasttransport as ft
 
@@ -122,10 +121,7 @@ def test_server_resets_mid_head(scripted_server, transport):
 
 
 def test_connection_refused(transport):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/x"
     with pytest.raises(ft.ConnectError) as ei:
         transport.round_trip(ft.Request("GET", url))

@@ -22,7 +22,6 @@ from typing import Any, Callable, Optional
 
 import faults
 import pytest
-import trustme
 from faults import FullListener
 from servers import ServerConn, per_connection, response
 
@@ -70,18 +69,6 @@ def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.002)
     return True
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def ca_file(ca, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
 
 
 @pytest.fixture(scope="module")

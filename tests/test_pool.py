@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from servers import CLOSE, per_connection, response
+from servers import CLOSE, free_port, per_connection, response
 
 import fasttransport as ft
 
@@ -183,10 +183,7 @@ def test_cancelled_wait_leaves_its_dial_running(stalled):
 
 
 def test_dial_error_reaches_the_waiter():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     with ft.Transport() as t:
         with pytest.raises(ft.ConnectError, match="connection refused"):
             t.round_trip(ft.Request("GET", f"http://127.0.0.1:{port}/"))

@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from servers import body_bytes, response
+from servers import body_bytes, free_port, response
 
 import fasttransport as ft
 from fasttransport import proxy as fproxy
@@ -263,9 +263,7 @@ def test_proxy_url_with_raw_control_characters_is_refused():
 
 
 def test_unreachable_proxy_is_a_proxyconnect_error(env):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with ft.Client(transport=ft.Transport(proxy=f"http://u:secret@127.0.0.1:{port}")) as c:
         with pytest.raises(ft.ConnectError) as ei:
             c.get("http://target.example/path")
@@ -324,12 +322,6 @@ def test_redirect_between_hosts_through_the_proxy(scripted_server):
 # a real forward proxy: tinyproxy
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def tinyproxy(tmp_path):
     """tinyproxy in the foreground on a free loopback port, configured in a
@@ -339,7 +331,7 @@ def tinyproxy(tmp_path):
     if exe is None:
         pytest.fail("tinyproxy is not installed: apt-get install tinyproxy")
     for _ in range(5):
-        port = _free_port()
+        port = free_port()
         conf = tmp_path / "tinyproxy.conf"
         log = tmp_path / "tinyproxy.log"
         conf.write_text(
@@ -401,7 +393,7 @@ def test_through_tinyproxy(tinyproxy, http_server):
 
 def test_tinyproxy_error_responses(tinyproxy):
     proxy_url, _ = tinyproxy
-    port = _free_port()
+    port = free_port()
     with ft.Client(transport=ft.Transport(proxy=proxy_url)) as c:
         r = c.get(f"http://127.0.0.1:{port}/")
         assert r.status_code in (500, 502, 503)

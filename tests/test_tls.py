@@ -5,28 +5,14 @@ HTTP. Certificates are made per test run with trustme."""
 from __future__ import annotations
 
 import datetime
-import socket
 import ssl
 import threading
 import time
 
 import pytest
-import trustme
-from servers import LeakCheck, ScriptedServer, body_bytes, http_handler
+from servers import LeakCheck, ScriptedServer, body_bytes, free_port, http_handler
 
 import fasttransport as ft
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def ca_file(ca, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
 
 
 def server_context(ca, *identities, **issue_kw):
@@ -232,10 +218,7 @@ def test_16_threads_200_requests(https_server, ca_file):
 
 
 def test_refused_https_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     with ft.Transport() as t:
         with pytest.raises(ft.ConnectError, match="connection refused"):
             t.round_trip(ft.Request("GET", f"https://127.0.0.1:{port}/"))

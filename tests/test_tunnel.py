@@ -9,16 +9,10 @@ import socket
 import ssl
 
 import pytest
-import trustme
 from servers import ScriptedServer, body_bytes, http_handler
 from test_proxy import tinyproxy  # noqa: F401 - the fixture
 
 import fasttransport as ft
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
 
 
 @pytest.fixture
