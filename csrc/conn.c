@@ -1,14 +1,22 @@
 /* conn.c - one exchange on a persist conn: the write loop (request head and
  * body) and the read loop (response head, body framing, the body's outcome),
- * as explicit state machines advanced by whichever thread owns the
- * connection: here, the caller's thread with the GIL released.
+ * as two state machines that progress independently (full duplex, as Go's
+ * writeLoop and readLoop goroutines do). The thread that owns the connection
+ * - here the caller's, with the GIL released - waits on both directions at
+ * once and advances whichever is ready: a server may answer before the
+ * upload is done (an early 401/413, an echo that streams the body back as it
+ * reads it); the response is returned and the request body keeps flowing
+ * during the body reads.
  *
  * The body's outcome decides the connection's fate (Go's bodyEOFSignal):
- *   read to EOF     -> pooled before the read that reached EOF returns;
+ *   read to EOF     -> pooled before the read that reached EOF returns, once
+ *                      the request is written too (Go waits up to 50 ms for
+ *                      the write, wroteRequest); else closed;
  *   closed early    -> a small known remainder is drained (now, or by the
  *                      engine for at most 50 ms) and the connection pooled;
  *                      otherwise closed;
- *   error/timeout   -> closed. */
+ *   error/timeout   -> closed.
+ * Other threads only ask (ft_rt_interrupt); see core.h. */
 #include "core.h"
 #include "sock.h"
 
@@ -23,10 +31,19 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum { PH_START = 0, PH_WAIT, PH_EXCHANGE, PH_BODY, PH_EOF, PH_FAILED, PH_CLOSED };
+/* The exchange's phases: getting a connection (PH_START, PH_WAIT), then the
+ * read loop's states: waiting for the response head (RS_HEAD), in the body
+ * (RS_BODY), response complete but the request still being written
+ * (RS_SETTLE), done (RS_EOF); or over (PH_FAILED, PH_CLOSED). */
+enum { PH_START = 0, PH_WAIT, RS_HEAD, RS_BODY, RS_SETTLE, RS_EOF, PH_FAILED, PH_CLOSED };
+
+/* The write loop's states (see "write loop" below). */
+enum { WS_HEAD = 0, WS_WAIT100, WS_BODY, WS_NEED, WS_DONE, WS_SKIP, WS_FAILED };
 
 #define DIRECT_READ_MIN 16384    /* read straight into the caller's buffer from this size */
 #define DRAIN_WINDOW_NS (50 * 1000000LL)
+#define WRITE_WAIT_NS (50 * 1000000LL)  /* Go's maxWriteWaitBeforeConnReuse */
+#define TAG_USE_BITS 40
 #define BROKEN "net/http: HTTP/1.x transport connection broken: "
 
 void ft_rt_init(ft_rt *rt)
@@ -35,11 +52,12 @@ void ft_rt_init(ft_rt *rt)
     rt->hdrs = rt->hdr_inline;
     rt->hdrs_cap = sizeof rt->hdr_inline / sizeof rt->hdr_inline[0];
     rt->framing.content_length = -1;
+    rt->body_fd = -1;
 }
 
 int ft_rt_at_eof(const ft_rt *rt)
 {
-    return rt->phase == PH_EOF;
+    return rt->phase == RS_EOF;
 }
 
 static void set_err(ft_rt *rt, int code, const char *fmt, ...)
@@ -51,22 +69,88 @@ static void set_err(ft_rt *rt, int code, const char *fmt, ...)
     va_end(ap);
 }
 
+/* ---------------------------------------------------------------- ownership */
+
+static uint64_t wake_tag(const ft_conn *c)
+{
+    return ((uint64_t)c->slot << TAG_USE_BITS) | (c->use_id & ((1ULL << TAG_USE_BITS) - 1));
+}
+
+/* The exchange stops using its connection (before it is pooled or closed):
+ * from now on ft_rt_interrupt cannot reach it. */
+static ft_conn *detach_conn(ft_rt *rt)
+{
+    ft_conn *c = rt->conn;
+    __atomic_store_n(&rt->wake_tag, 0, __ATOMIC_RELEASE);
+    rt->conn = NULL;
+    return c;
+}
+
+/* The write loop ends (written, skipped or failed): no longer counted. */
+static void write_end(ft_transport *t, ft_rt *rt, int state)
+{
+    rt->wstate = state;
+    if (rt->wl_live) {
+        rt->wl_live = 0;
+        __atomic_fetch_sub(&t->st.write_loops, 1, __ATOMIC_RELAXED);
+    }
+}
+
 /* Release the exchange's connection: pooled when the exchange allows it,
  * otherwise closed. */
 static void release_conn(ft_transport *t, ft_rt *rt, int reusable)
 {
-    ft_conn *c = rt->conn;
+    write_end(t, rt, rt->wstate <= WS_NEED ? WS_SKIP : rt->wstate);
+    ft_conn *c = detach_conn(rt);
     if (!c)
         return;
-    rt->conn = NULL;
     if (reusable)
         ft_pool_put(t, c);
     else
         ft_conn_destroy(t, c);
 }
 
+void ft_rt_interrupt(ft_transport *t, ft_rt *rt, int why)
+{
+    int none = FT_INTR_NONE;
+    __atomic_compare_exchange_n(&rt->intr, &none, why, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    uint64_t tag = __atomic_load_n(&rt->wake_tag, __ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&t->mu);
+    if (tag) {
+        /* Still the same use of the same connection? Then its owner is in
+         * (or about to enter) a wait on it: shutdown() ends that wait. The
+         * owner closes the socket only after leaving FT_CS_ACTIVE under mu. */
+        uint32_t slot = (uint32_t)(tag >> TAG_USE_BITS);
+        ft_conn *c = slot < t->nslots ? t->slots[slot] : NULL;
+        if (c && c->state == FT_CS_ACTIVE && c->fd >= 0
+            && (c->use_id & ((1ULL << TAG_USE_BITS) - 1)) == (tag & ((1ULL << TAG_USE_BITS) - 1)))
+            shutdown(c->fd, SHUT_RDWR);
+    }
+    /* waiting for a connection: wake its condition (guarded by mu) */
+    if (rt->want.cond_ready && rt->want.queued && !rt->want.done)
+        pthread_cond_signal(&rt->want.cond);
+    pthread_mutex_unlock(&t->mu);
+}
+
 static int fail(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Has another thread asked the owner to stop? Then the exchange fails now
+ * (connection closed) and this returns 1. */
+static int interrupted(ft_transport *t, ft_rt *rt)
+{
+    switch (__atomic_load_n(&rt->intr, __ATOMIC_ACQUIRE)) {
+    case FT_INTR_NONE:
+        return 0;
+    case FT_INTR_CANCEL:
+        fail(t, rt, FT_E_CANCELLED, "context canceled");
+        return 1;
+    default:
+        fail(t, rt, FT_E_PROTOCOL, "http: read on closed response body");
+        return 1;
+    }
+}
+
 static int fail(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -83,24 +167,37 @@ static int fail(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
 
 void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
 {
-    if (rt->phase == PH_FAILED || rt->phase == PH_CLOSED)
+    /* after EOF, cancelling has no effect */
+    if (rt->phase == PH_FAILED || rt->phase == PH_CLOSED || rt->phase == RS_EOF)
         return;
-    if (rt->phase == PH_EOF) {   /* after EOF, cancelling has no effect */
-        return;
-    }
     fail(t, rt, code, "%s", msg);
 }
-
-/* ---------------------------------------------------------------- exchange */
 
 /* ---------------------------------------------------------------- write loop */
 
 /* The write loop's states. The head goes first; with Expect: 100-continue
  * the body waits for "100 Continue" or expect_continue_timeout (Go's
  * waitForContinue); a streamed body arrives segment by segment from the
- * caller (FT_R_NEED_BODY). */
-enum { WS_HEAD = 0, WS_WAIT100, WS_BODY, WS_NEED, WS_DONE, WS_SKIP, WS_FAILED };
+ * caller (WS_NEED: FT_R_NEED_BODY). It ends written (WS_DONE), skipped
+ * (WS_SKIP: the response said close before the body went) or failed. */
 enum { WL_BLOCKED = 0, WL_DONE, WL_ERR, WL_NEED, WL_WAIT100 };
+
+/* Has the write loop bytes it could send now? */
+static int writing(const ft_rt *rt)
+{
+    return rt->wstate == WS_HEAD || rt->wstate == WS_BODY;
+}
+
+/* Is the request not completely written yet (and still may be)? */
+static int write_pending(const ft_rt *rt)
+{
+    return rt->wstate <= WS_NEED;
+}
+
+int ft_rt_request_written(const ft_rt *rt)
+{
+    return rt->wstate == WS_DONE;
+}
 
 void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more)
 {
@@ -108,8 +205,14 @@ void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more)
     rt->body_len = len;
     rt->body_off = 0;
     rt->body_more = more;
+    rt->body_wait = 0;
     if (rt->wstate == WS_NEED)
         rt->wstate = WS_BODY;
+}
+
+void ft_rt_wait_body(ft_rt *rt)
+{
+    rt->body_wait = rt->body_fd >= 0;
 }
 
 /* Pieces to send now: the rest of the head, and the rest of the body segment
@@ -175,10 +278,20 @@ static ssize_t send_pieces(ft_conn *c, struct iovec *iov, int n)
     }
 }
 
-/* The write loop: advance until blocked, done, or waiting for the caller or
- * for 100 Continue. */
-static int write_loop(ft_transport *t, ft_rt *rt)
+/* The write loop's step: advance until blocked (WL_BLOCKED), done, failed
+ * (rt->write_errno), waiting for the caller's next segment (WL_NEED) or for
+ * 100 Continue (WL_WAIT100). Never blocks. */
+static int write_step(ft_transport *t, ft_rt *rt)
 {
+    if (rt->wstate == WS_WAIT100) {
+        if (ft_now_ns() < rt->continue_deadline)
+            return WL_WAIT100;
+        rt->wstate = WS_BODY;        /* no 100 Continue in time: send anyway */
+    }
+    if (rt->wstate == WS_NEED)
+        return WL_NEED;
+    if (!writing(rt))
+        return rt->wstate == WS_FAILED ? WL_ERR : WL_DONE;
     for (;;) {
         struct iovec iov[2];
         int n = pieces(rt, iov);
@@ -198,18 +311,67 @@ static int write_loop(ft_transport *t, ft_rt *rt)
                 rt->wstate = WS_NEED;
                 return WL_NEED;
             }
-            rt->wstate = WS_DONE;
+            write_end(t, rt, WS_DONE);
+            /* Go: the response-header timer starts once the request, body
+             * included, is written */
+            if (t->cfg.response_header_timeout > 0 && rt->phase == RS_HEAD)
+                rt->header_deadline = ft_now_ns() + t->cfg.response_header_timeout;
             return WL_DONE;
         }
         ssize_t w = send_pieces(rt->conn, iov, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return WL_BLOCKED;
-            rt->wstate = WS_FAILED;
+            rt->write_errno = errno;
+            write_end(t, rt, WS_FAILED);
             return WL_ERR;
         }
         advance(rt, (size_t)w);
     }
+}
+
+/* ---------------------------------------------------------------- waiting */
+
+/* Wait, up to `until`, for the connection to be readable (want_in) or
+ * writable for the write loop, or for the caller's next body segment
+ * (body_fd). Returns poll's revents for the socket (0 if none), or
+ * FT_R_FAIL when another thread interrupted the exchange (rt failed).
+ * *body_ready is set when body_fd became readable (its count consumed). */
+static int wait_io(ft_transport *t, ft_rt *rt, int want_in, int64_t until, int *body_ready)
+{
+    ft_conn *c = rt->conn;
+    struct pollfd p[2];
+    int n = 1;
+    p[0].fd = c->fd;
+    p[0].events = (short)((want_in ? POLLIN : 0) | (writing(rt) || c->want_write ? POLLOUT : 0));
+    p[0].revents = 0;
+    if (rt->wstate == WS_NEED && rt->body_wait) {
+        p[1].fd = rt->body_fd;
+        p[1].events = POLLIN;
+        p[1].revents = 0;
+        n = 2;
+    }
+    int r = poll(p, (nfds_t)n, ft_ms_until(until, ft_now_ns(), -1));
+    if (interrupted(t, rt))
+        return FT_R_FAIL;
+    if (r <= 0)
+        return 0;
+    if (n == 2 && p[1].revents) {
+        uint64_t v;
+        ssize_t k = read(rt->body_fd, &v, sizeof v);
+        (void)k;
+        rt->body_wait = 0;
+        if (body_ready)
+            *body_ready = 1;
+    }
+    return p[0].revents;
+}
+
+/* The write loop wants the caller's next segment now: FT_R_NEED_BODY, or 0
+ * when it already said so and waits for body_fd. */
+static int need_body(const ft_rt *rt)
+{
+    return rt->wstate == WS_NEED && !rt->body_wait ? FT_R_NEED_BODY : 0;
 }
 
 ssize_t ft_conn_recv(ft_conn *c, char *buf, size_t n, char *ebuf, size_t ecap)
@@ -332,24 +494,21 @@ static int on_head(ft_transport *t, ft_rt *rt, size_t len)
     c->rpos += len;
     /* Go's persistConn reuse conditions for the request/response pair (§7).
      * The request write must have finished (checked when the head is
-     * returned); the body's outcome is applied in finish_body / ft_rt_close. */
+     * returned); the body's outcome is applied in settle / ft_rt_close. */
     rt->reuse_ok = !rt->framing.close && !rt->req_close && !t->cfg.disable_keep_alives
                    && rt->status != 101;
     if (rt->wstate == WS_WAIT100) {
-        /* a final response while the body waits for 100 Continue: the body
-         * is skipped if either side says close, otherwise sent before the
-         * response is returned, so that the connection stays in step (Go's
-         * waitForContinue) */
-        if (rt->framing.close || rt->req_close || rt->body_more)
-            rt->wstate = WS_SKIP;   /* (a streamed body cannot be finished here) */
+        /* a final response while the body waits for 100 Continue (Go's
+         * waitForContinue): the body is skipped if either side says close,
+         * otherwise it is sent, so that the connection stays in step */
+        if (rt->framing.close || rt->req_close)
+            write_end(t, rt, WS_SKIP);
         else
             rt->wstate = WS_BODY;
-    } else if (rt->wstate == WS_HEAD || rt->wstate == WS_BODY || rt->wstate == WS_NEED) {
-        /* the server answered before the request was written: the response
-         * is returned at once and the connection is not reused (Go keeps
-         * writing in its writeLoop for up to 50 ms; a caller-run loop stops) */
-        rt->wstate = WS_SKIP;
     }
+    /* Otherwise a request still being written keeps flowing while the
+     * response is read (full duplex); the connection is reused only if the
+     * write finishes (settle). */
     if (rt->framing.kind == FT_BODY_LENGTH && rt->framing.body_length == 0)
         rt->framing.kind = FT_BODY_NONE;
     switch (rt->framing.kind) {
@@ -365,11 +524,50 @@ static int on_head(ft_transport *t, ft_rt *rt, size_t len)
     return 1;
 }
 
-static void finish_body(ft_transport *t, ft_rt *rt)
+/* The response is complete (its last byte consumed). The connection may be
+ * pooled once the request is written too: Go waits up to 50 ms for the
+ * write (wroteRequest), and so does the write loop here, segments included.
+ * FT_R_DONE when settled (RS_EOF, connection released), FT_R_AGAIN at the
+ * slice end, FT_R_NEED_BODY, FT_R_FAIL (interrupted). */
+static int settle(ft_transport *t, ft_rt *rt, int64_t slice_end)
 {
-    rt->phase = PH_EOF;
     ft_conn *c = rt->conn;
-    release_conn(t, rt, rt->reuse_ok && c && c->rpos == c->wpos);
+    rt->phase = RS_SETTLE;
+    int keep = rt->reuse_ok && c && c->rpos == c->wpos;
+    while (keep && write_pending(rt)) {
+        int64_t now = ft_now_ns();
+        if (!rt->settle_until)
+            rt->settle_until = now + WRITE_WAIT_NS;
+        int w = write_step(t, rt);
+        if (w == WL_NEED && need_body(rt))
+            return FT_R_NEED_BODY;
+        if (!write_pending(rt))
+            break;
+        now = ft_now_ns();
+        if (now >= rt->settle_until) {
+            keep = 0;              /* not written in time: not reused */
+            break;
+        }
+        if (now >= slice_end)
+            return FT_R_AGAIN;
+        int64_t until = rt->settle_until < slice_end ? rt->settle_until : slice_end;
+        if (wait_io(t, rt, 0, until, NULL) == FT_R_FAIL)
+            return FT_R_FAIL;
+    }
+    rt->phase = RS_EOF;
+    release_conn(t, rt, keep && rt->wstate == WS_DONE);
+    return FT_R_DONE;
+}
+
+/* The body's last byte was consumed by a read that returns data: settle
+ * now if that needs no waiting; otherwise the next read settles (and
+ * returns EOF). */
+static void body_done(ft_transport *t, ft_rt *rt)
+{
+    if (!write_pending(rt) || !rt->reuse_ok)
+        settle(t, rt, 0);
+    else
+        rt->phase = RS_SETTLE;
 }
 
 /* Go reads the status line first: a malformed one fails as soon as that
@@ -407,94 +605,102 @@ static int check_status_line(ft_transport *t, ft_rt *rt)
     return 0;
 }
 
-static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
+/* ---------------------------------------------------------------- read loop: head */
+
+enum { RL_BLOCKED = 0, RL_HEAD, RL_FAIL };
+
+/* The read loop's step while it waits for the response head: parse what is
+ * buffered, receive more, skip 1xx. RL_HEAD when the final head is parsed,
+ * RL_BLOCKED when the socket has nothing more now, RL_FAIL (rt failed).
+ * Never blocks. */
+static int read_head_step(ft_transport *t, ft_rt *rt)
 {
     ft_conn *c = rt->conn;
-    int write_errno = 0;
-    int readable = c->rpos < c->wpos;   /* leftover bytes? parse them first */
     char ebuf[160];
     size_t limit = t->cfg.max_response_header_bytes;
-
     for (;;) {
-        int writing = rt->wstate == WS_HEAD || rt->wstate == WS_BODY;
-        if (writing) {
-            int w = write_loop(t, rt);
-            if (w == WL_ERR) {
-                write_errno = errno;
-            } else if (w == WL_NEED && !rt->head_ready) {
-                return FT_R_NEED_BODY;
-            } else if (w == WL_DONE && t->cfg.response_header_timeout > 0 && !rt->head_ready) {
-                /* Go: the response-header timer starts once the request,
-                 * body included, is written */
-                rt->header_deadline = ft_now_ns() + t->cfg.response_header_timeout;
+        if (c->rpos < c->wpos) {
+            size_t hl = ft_find_head_end(c->buf + c->rpos, c->wpos - c->rpos, &rt->scan);
+            if (hl) {
+                if (rt->head_budget_used + hl > limit)
+                    goto too_big;
+                int r = on_head(t, rt, hl);
+                if (r < 0)
+                    return RL_FAIL;
+                if (r > 0)
+                    return RL_HEAD;
+                continue;   /* 1xx skipped: look at what follows */
             }
-            writing = rt->wstate == WS_HEAD || rt->wstate == WS_BODY;
+            if (rt->head_budget_used + (c->wpos - c->rpos) > limit)
+                goto too_big;
+            if (!rt->status_line_ok && check_status_line(t, rt) != 0)
+                return RL_FAIL;
         }
-        if (rt->head_ready) {
-            /* the final head is parsed; only the body write was left */
-            if (!writing) {
-                if (rt->wstate != WS_DONE)
-                    rt->reuse_ok = 0;
-                return FT_R_DONE;
-            }
-            readable = 0;
-        }
-        if (rt->wstate == WS_WAIT100 && ft_now_ns() >= rt->continue_deadline) {
-            rt->wstate = WS_BODY;        /* no 100 Continue in time: send anyway */
+        size_t room = make_room(t, c, limit - rt->head_budget_used + 1);
+        if (room == 0)
+            goto too_big;
+        ssize_t n = ft_conn_recv(c, c->buf + c->wpos, room, ebuf, sizeof ebuf);
+        if (n > 0) {
+            c->wpos += (size_t)n;
+            rt->got_response_bytes = 1;
             continue;
         }
+        if (interrupted(t, rt))    /* the socket was shut down to wake us */
+            return RL_FAIL;
+        if (n == 0) {
+            int we = rt->write_errno;
+            if (rt->got_response_bytes)
+                fail(t, rt, FT_E_PROTOCOL, BROKEN "unexpected EOF");
+            else if (we && we != EPIPE && we != ECONNRESET)
+                fail(t, rt, FT_E_PROTOCOL, "write: %s", ft_errstr(we, ebuf, sizeof ebuf));
+            else
+                fail(t, rt, FT_E_PROTOCOL, "EOF");
+            return RL_FAIL;
+        }
+        if (errno != EAGAIN) {
+            /* a TLS alert (say, the server refused our certificate) */
+            int code = c->ssl && errno == EPROTO ? FT_E_TLS : FT_E_PROTOCOL;
+            if (rt->got_response_bytes)
+                fail(t, rt, code, BROKEN "read: %s", ebuf);
+            else
+                fail(t, rt, code, "read: %s", ebuf);
+            return RL_FAIL;
+        }
+        return RL_BLOCKED;
+    }
+too_big:
+    fail(t, rt, FT_E_PROTOCOL, BROKEN "net/http: server response headers exceeded %zu bytes; aborted",
+         limit);
+    return RL_FAIL;
+}
+
+/* Run both loops until the response head is in (FT_R_DONE; the request may
+ * still be being written), the exchange failed, the write loop needs the
+ * caller's next segment (FT_R_NEED_BODY) or the slice ends (FT_R_AGAIN). */
+static int run_until_head(ft_transport *t, ft_rt *rt, int64_t slice_end)
+{
+    ft_conn *c = rt->conn;
+    int readable = c->rpos < c->wpos;   /* leftover bytes? parse them first */
+    for (;;) {
+        if (interrupted(t, rt))
+            return FT_R_FAIL;
+        if (write_step(t, rt) == WL_NEED && need_body(rt))
+            return FT_R_NEED_BODY;
         if (readable) {
-            if (c->rpos < c->wpos) {
-                size_t hl = ft_find_head_end(c->buf + c->rpos, c->wpos - c->rpos, &rt->scan);
-                if (hl) {
-                    if (rt->head_budget_used + hl > limit)
-                        goto too_big;
-                    int r = on_head(t, rt, hl);
-                    if (r < 0)
-                        return FT_R_FAIL;
-                    if (r > 0) {
-                        rt->head_ready = 1;   /* returned once the write settles */
-                        continue;
-                    }
-                    continue;   /* 1xx skipped: look at what follows */
-                }
-                if (rt->head_budget_used + (c->wpos - c->rpos) > limit)
-                    goto too_big;
-                if (!rt->status_line_ok && check_status_line(t, rt) != 0)
-                    return FT_R_FAIL;
-            }
-            size_t room = make_room(t, c, limit - rt->head_budget_used + 1);
-            if (room == 0)
-                goto too_big;
-            ssize_t n = ft_conn_recv(c, c->buf + c->wpos, room, ebuf, sizeof ebuf);
-            if (n > 0) {
-                c->wpos += (size_t)n;
-                rt->got_response_bytes = 1;
-                continue;
-            }
-            if (n == 0) {
-                if (rt->got_response_bytes)
-                    return fail(t, rt, FT_E_PROTOCOL, BROKEN "unexpected EOF");
-                if (rt->wstate == WS_FAILED && write_errno != EPIPE && write_errno != ECONNRESET)
-                    return fail(t, rt, FT_E_PROTOCOL, "write: %s",
-                                ft_errstr(write_errno, ebuf, sizeof ebuf));
-                return fail(t, rt, FT_E_PROTOCOL, "EOF");
-            }
-            if (errno != EAGAIN) {
-                /* a TLS alert (say, the server refused our certificate) */
-                int code = c->ssl && errno == EPROTO ? FT_E_TLS : FT_E_PROTOCOL;
-                if (rt->got_response_bytes)
-                    return fail(t, rt, code, BROKEN "read: %s", ebuf);
-                return fail(t, rt, code, "read: %s", ebuf);
-            }
+            int r = read_head_step(t, rt);
+            if (r == RL_FAIL)
+                return FT_R_FAIL;
+            if (r == RL_HEAD)
+                return FT_R_DONE;
             readable = 0;
         }
-        /* wait for the socket, a deadline, or the end of this slice */
+        /* wait for the socket, the next segment, a deadline, or the end of
+         * this slice */
         int64_t now = ft_now_ns();
         if (rt->deadline && now >= rt->deadline)
             return fail(t, rt, FT_E_READ_TIMEOUT,
                         "context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
-        if (rt->header_deadline && now >= rt->header_deadline && !rt->head_ready)
+        if (rt->header_deadline && now >= rt->header_deadline)
             return fail(t, rt, FT_E_HEADER_TIMEOUT, "net/http: timeout awaiting response headers");
         if (now >= slice_end)
             return FT_R_AGAIN;
@@ -505,14 +711,15 @@ static int exchange_step(ft_transport *t, ft_rt *rt, int64_t slice_end)
             until = rt->header_deadline;
         if (rt->wstate == WS_WAIT100 && rt->continue_deadline < until)
             until = rt->continue_deadline;
-        short ev = (rt->head_ready ? 0 : POLLIN) | (writing || c->want_write ? POLLOUT : 0);
-        int rev = ft_wait_fd(c->fd, ev, ft_ms_until(until, now, -1));
+        int body_ready = 0;
+        int rev = wait_io(t, rt, 1, until, &body_ready);
+        if (rev == FT_R_FAIL)
+            return FT_R_FAIL;
         if (rev & (POLLIN | POLLERR | POLLHUP))
             readable = 1;
+        if (body_ready)
+            return FT_R_NEED_BODY;
     }
-too_big:
-    return fail(t, rt, FT_E_PROTOCOL, BROKEN "net/http: server response headers exceeded %zu bytes; aborted",
-                limit);
 }
 
 /* The exchange got its connection (idle, handed over, or dialed for it). */
@@ -520,7 +727,11 @@ static int start_exchange(ft_transport *t, ft_rt *rt, ft_conn *c)
 {
     rt->conn = c;
     rt->conn_reused = c->reused;
-    rt->phase = PH_EXCHANGE;
+    rt->phase = RS_HEAD;
+    rt->wl_live = 1;
+    __atomic_fetch_add(&t->st.write_loops, 1, __ATOMIC_RELAXED);
+    /* from here ft_rt_interrupt can wake us through the socket */
+    __atomic_store_n(&rt->wake_tag, wake_tag(c), __ATOMIC_RELEASE);
     if (ft_conn_ensure_buf(t, c) != 0)
         return fail(t, rt, FT_E_NOMEM, "out of memory");
     return 0;
@@ -577,6 +788,8 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
             if (rt->deadline && rt->deadline < until)
                 until = rt->deadline;
             if (!ft_pool_wait(t, &rt->want, until)) {
+                if (interrupted(t, rt))
+                    return FT_R_FAIL;
                 if (rt->deadline && ft_now_ns() >= rt->deadline)
                     return fail_wait_timeout(t, rt);
                 return FT_R_AGAIN;
@@ -591,19 +804,22 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
                 return FT_R_FAIL;
             break;
         }
-        case PH_EXCHANGE: {
-            int r = exchange_step(t, rt, slice_end);
+        case RS_HEAD: {
+            int r = run_until_head(t, rt, slice_end);
             if (r != FT_R_DONE)
                 return r;   /* FT_R_AGAIN, FT_R_FAIL or FT_R_NEED_BODY */
-            if (rt->framing.kind == FT_BODY_NONE) {
-                /* no body: the connection goes back before the caller sees
-                 * the response (TestTransportReuseConnEmptyResponseBody) */
-                finish_body(t, rt);
-            } else {
-                rt->phase = PH_BODY;
+            if (rt->framing.kind != FT_BODY_NONE) {
+                rt->phase = RS_BODY;
+                return FT_R_DONE;
             }
-            return FT_R_DONE;
+            /* no body: the connection goes back before the caller sees the
+             * response (TestTransportReuseConnEmptyResponseBody), once the
+             * request is written (up to 50 ms more) */
+            rt->phase = RS_SETTLE;
+            break;
         }
+        case RS_SETTLE:
+            return settle(t, rt, slice_end);
         case PH_FAILED:
             return FT_R_FAIL;
         default:
@@ -614,28 +830,27 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
 
 /* ---------------------------------------------------------------- body */
 
-size_t ft_rt_buffered(const ft_rt *rt)
-{
-    if (rt->phase != PH_BODY || !rt->conn)
-        return 0;
-    return rt->conn->wpos - rt->conn->rpos;
-}
-
-/* Wait until the connection is readable. FT_R_DONE when it is, FT_R_AGAIN at
- * the slice end, FT_R_FAIL on the deadline. */
+/* Nothing to read now: advance the write loop, then wait until the
+ * connection is readable (or writable for a pending request body).
+ * FT_R_DONE to try reading again, FT_R_AGAIN at the slice end,
+ * FT_R_NEED_BODY, FT_R_FAIL on the deadline or an interrupt. */
 static int body_wait(ft_transport *t, ft_rt *rt, int64_t slice_end)
 {
     int64_t now = ft_now_ns();
     if (rt->deadline && now >= rt->deadline)
         return fail(t, rt, FT_E_READ_TIMEOUT,
                     "context deadline exceeded (Client.Timeout or context cancellation while reading body)");
+    if (write_pending(rt) && write_step(t, rt) == WL_NEED && need_body(rt))
+        return FT_R_NEED_BODY;
     if (now >= slice_end)
         return FT_R_AGAIN;
     int64_t until = slice_end;
     if (rt->deadline && rt->deadline < until)
         until = rt->deadline;
-    ft_wait_fd(rt->conn->fd, rt->conn->want_write ? POLLOUT : POLLIN, ft_ms_until(until, now, -1));
-    return FT_R_DONE;
+    int body_ready = 0;
+    if (wait_io(t, rt, 1, until, &body_ready) == FT_R_FAIL)
+        return FT_R_FAIL;
+    return body_ready ? FT_R_NEED_BODY : FT_R_DONE;
 }
 
 /* recv into dst; >0 bytes, 0 EOF, FT_R_AGAIN if none yet, FT_R_FAIL on error */
@@ -694,7 +909,7 @@ static ssize_t read_length(ft_transport *t, ft_rt *rt, char *dst, size_t n, int6
         if (m > 0) {
             rt->body_left -= m;
             if (rt->body_left == 0)
-                finish_body(t, rt);
+                body_done(t, rt);
             return (ssize_t)m;
         }
         ssize_t r;
@@ -703,7 +918,7 @@ static ssize_t read_length(ft_transport *t, ft_rt *rt, char *dst, size_t n, int6
             if (r > 0) {
                 rt->body_left -= (uint64_t)r;
                 if (rt->body_left == 0)
-                    finish_body(t, rt);
+                    body_done(t, rt);
                 return r;
             }
         } else {
@@ -734,10 +949,8 @@ static ssize_t read_close_delimited(ft_transport *t, ft_rt *rt, char *dst, size_
         ssize_t r = body_recv(t, rt, dst, n);
         if (r > 0)
             return r;
-        if (r == 0) {
-            finish_body(t, rt);
-            return 0;
-        }
+        if (r == 0)
+            return settle(t, rt, slice_end);   /* EOF (0) once settled */
         if (r == FT_R_FAIL)
             return r;
         int w = body_wait(t, rt, slice_end);
@@ -807,7 +1020,7 @@ static ssize_t read_chunked(ft_transport *t, ft_rt *rt, char *dst, size_t n, int
                                      perr, sizeof perr) != 0)
                         return fail(t, rt, FT_E_PROTOCOL, "%s", perr);
                     c->rpos += c2;
-                    finish_body(t, rt);
+                    body_done(t, rt);
                 }
             }
             return (ssize_t)dlen;
@@ -817,8 +1030,7 @@ static ssize_t read_chunked(ft_transport *t, ft_rt *rt, char *dst, size_t n, int
                              perr, sizeof perr) != 0)
                 return fail(t, rt, FT_E_PROTOCOL, "%s", perr);
             c->rpos += consumed;
-            finish_body(t, rt);
-            return 0;
+            return settle(t, rt, slice_end);   /* EOF (0) once settled */
         }
         /* FT_CH_MORE */
         c->rpos += consumed;
@@ -853,9 +1065,13 @@ static ssize_t read_chunked(ft_transport *t, ft_rt *rt, char *dst, size_t n, int
 ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
 {
     switch (rt->phase) {
-    case PH_BODY:
+    case RS_BODY:
         break;
-    case PH_EOF:
+    case RS_SETTLE: {
+        int64_t slice_end = ft_now_ns() + (int64_t)slice_ms * 1000000LL;
+        return settle(t, rt, slice_end);   /* EOF (0) once settled */
+    }
+    case RS_EOF:
         return 0;
     case PH_CLOSED:
         set_err(rt, FT_E_PROTOCOL, "http: read on closed response body");
@@ -865,10 +1081,15 @@ ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms
     }
     if (n == 0)
         return 0;
+    if (interrupted(t, rt))
+        return FT_R_FAIL;
     int64_t now = ft_now_ns();
     if (rt->deadline && now >= rt->deadline)   /* even with bytes buffered (Go) */
         return fail(t, rt, FT_E_READ_TIMEOUT,
                     "context deadline exceeded (Client.Timeout or context cancellation while reading body)");
+    /* keep the request body flowing while the response is read */
+    if (writing(rt) && write_step(t, rt) == WL_NEED && need_body(rt))
+        return FT_R_NEED_BODY;
     int64_t slice_end = now + (int64_t)slice_ms * 1000000LL;
     switch (rt->framing.kind) {
     case FT_BODY_LENGTH:
@@ -878,15 +1099,15 @@ ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms
     case FT_BODY_CLOSE:
         return read_close_delimited(t, rt, dst, n, slice_end);
     default:
-        finish_body(t, rt);
-        return 0;
+        return settle(t, rt, slice_end);
     }
 }
 
 void ft_rt_close(ft_transport *t, ft_rt *rt)
 {
     ft_conn *c = rt->conn;
-    if (rt->phase == PH_BODY && c && rt->framing.kind == FT_BODY_LENGTH && rt->reuse_ok
+    if (rt->phase == RS_BODY && c && rt->framing.kind == FT_BODY_LENGTH && rt->reuse_ok
+        && !write_pending(rt) && rt->wstate == WS_DONE
         && t->cfg.drain_limit > 0 && rt->body_left <= t->cfg.drain_limit) {
         /* Go tip's maybeDrainBody: what is buffered or already on the socket
          * is discarded now; the rest is left to the engine for 50 ms. */
@@ -907,7 +1128,7 @@ void ft_rt_close(ft_transport *t, ft_rt *rt)
             rt->body_left -= (uint64_t)r;
         }
         c->rpos = c->wpos = 0;
-        rt->conn = NULL;
+        detach_conn(rt);
         if (broken) {
             ft_conn_destroy(t, c);
         } else if (rt->body_left == 0) {

@@ -1,15 +1,25 @@
 /* core.h - the native transport: persist conns with their read and write
  * loops, the idle pool, the I/O engine threads.
  *
- * Threads and ownership (DESIGN.md, "Loops are state machines"):
- *  - A connection is advanced by exactly one thread at a time. While a request
- *    uses it (FT_CS_ACTIVE) that is the caller's thread, which runs the write
- *    loop and the read loop itself with the GIL released. While it is idle
- *    (FT_CS_IDLE) or draining after an early close (FT_CS_DRAINING) it belongs
- *    to its I/O engine thread, which watches it through epoll.
- *  - Hand-offs between the two happen under ft_transport.mu, which guards the
+ * Who may touch a connection (DESIGN.md, "Full duplex, and who may touch a
+ * connection"):
+ *  - A connection is advanced by exactly one thread at a time, its owner.
+ *    While a request uses it (FT_CS_ACTIVE) the owner is the caller's thread,
+ *    which runs the write loop and the read loop itself with the GIL
+ *    released, waiting on both directions at once. While it is idle
+ *    (FT_CS_IDLE), dialing or draining after an early close (FT_CS_DRAINING)
+ *    it belongs to its I/O engine thread, which watches it through epoll.
+ *  - Ownership changes hands only under ft_transport.mu, which guards the
  *    host table, the idle lists and LRU, the slot table, the drain lists,
- *    the buffer free list and every counter in ft_stats.
+ *    the buffer free list and every counter in ft_stats (write_loops is
+ *    atomic instead: the owner counts it without the lock).
+ *  - Any other thread (a watchdog closing a response, a cancel token, a
+ *    transport closing) never touches an ft_rt or an ft_conn it does not own:
+ *    it calls ft_rt_interrupt, which only sets rt->intr and wakes the owner
+ *    (shutdown() of the socket, found under mu by slot and use id, or a
+ *    signal to the condition it waits on for a connection). The owner
+ *    notices at its next wake-up, fails the exchange and releases the
+ *    connection itself. Memory is freed only by its owner.
  *  - Engines find connections through (slot, generation) pairs stored in
  *    epoll data, looked up under mu, so a stale event never touches freed
  *    memory.
@@ -58,7 +68,12 @@ typedef struct {
 #define FT_R_DONE 0
 #define FT_R_FAIL (-1)
 #define FT_R_AGAIN (-2)
-#define FT_R_NEED_BODY (-3)   /* the write loop sent its segment: set the next */
+#define FT_R_NEED_BODY (-3)   /* the write loop sent its segment: set the next
+                                 (ft_rt_set_body), or ft_rt_wait_body() to wait
+                                 for rt->body_fd in the next call */
+
+/* Requests from other threads (ft_rt_interrupt). */
+enum { FT_INTR_NONE = 0, FT_INTR_CANCEL, FT_INTR_CLOSE };
 
 /* Error classes (mapped to Python exceptions in one place, _core.pyx). */
 enum {
@@ -141,6 +156,7 @@ struct ft_conn {
     SSL *ssl;                  /* TLS session, NULL for plain TCP */
     int want_write;            /* TLS: the last read/write needs writability */
     int reused;                /* has completed an exchange before (Go: isReused) */
+    uint64_t use_id;           /* set under mu each time it becomes FT_CS_ACTIVE */
     /* read buffer: unread bytes are buf[rpos..wpos) */
     char *buf;
     size_t cap, rpos, wpos;
@@ -175,16 +191,21 @@ typedef struct ft_rt {
     const char *tunnel_auth;   /* Proxy-Authorization for the CONNECT */
     int req_close;             /* request carries Connection: close */
     int64_t deadline;          /* absolute ns for the whole exchange, 0 = none */
+    int body_fd;               /* -1, or an fd that becomes readable when the
+                                  next body segment is ready (see FT_R_NEED_BODY) */
 
-    /* --- progress --- */
-    int phase;                 /* private */
+    /* --- progress (the owner's) --- */
+    int phase;                 /* connection, then read loop state; private */
     ft_conn *conn;
     ft_want want;
     int wstate;                /* write loop state, private */
+    int wl_live;               /* counted in stats.write_loops */
+    int body_wait;             /* the caller has no segment ready: wait on body_fd */
+    int write_errno;           /* why the write loop failed (0 = it did not) */
     size_t head_off, body_off; /* progress in head and in the current segment */
     size_t nwritten;           /* bytes of this request written, in all */
     int64_t continue_deadline; /* waiting for 100 Continue until then */
-    int head_ready;            /* final head parsed, finishing the body write */
+    int64_t settle_until;      /* response complete: the write may finish until then */
     int64_t header_deadline;
     size_t head_budget_used, scan;
     int status_line_ok;        /* the current head's first line was checked */
@@ -209,6 +230,10 @@ typedef struct ft_rt {
     /* --- error --- */
     int err_code;              /* FT_E_* */
     char err[512];
+
+    /* --- the only fields other threads touch (atomics, ft_rt_interrupt) --- */
+    int intr;                  /* FT_INTR_*: why the owner must stop */
+    uint64_t wake_tag;         /* slot and use id of the connection in use, 0 = none */
 
     char head_inline[1024];
     ft_header hdr_inline[24];
@@ -240,10 +265,22 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms);
 /* Read body bytes into dst: >0 bytes, 0 at EOF (connection already
  * recycled), FT_R_AGAIN after slice_ms with nothing read, FT_R_FAIL. */
 ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms);
-/* The next body segment after FT_R_NEED_BODY (more = 0: the last one). */
+/* The next body segment after FT_R_NEED_BODY (more = 0: the last one).
+ * Both ft_rt_run and ft_rt_read return FT_R_NEED_BODY: the request body
+ * keeps flowing while the response is read (full duplex). */
 void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more);
-/* Body bytes available without blocking (buffered), for sizing reads. */
-size_t ft_rt_buffered(const ft_rt *rt);
+/* After FT_R_NEED_BODY with no segment ready: the next call waits for
+ * rt->body_fd as well as the socket, and returns FT_R_NEED_BODY when it is
+ * readable (the response head may arrive first). */
+void ft_rt_wait_body(ft_rt *rt);
+/* Has the request been written completely (head and body)? */
+int ft_rt_request_written(const ft_rt *rt);
+/* From any thread: ask the exchange's owner to stop (FT_INTR_CANCEL: the
+ * exchange fails with "context canceled"; FT_INTR_CLOSE: the body was
+ * closed, reads fail with "read on closed response body"). Wakes the owner
+ * if it is blocked; never touches the connection's memory. The first
+ * request wins. */
+void ft_rt_interrupt(ft_transport *t, ft_rt *rt, int why);
 /* The caller is done with the body before EOF: drain a small known
  * remainder (now, or on the engine) and pool, else close. Idempotent. */
 void ft_rt_close(ft_transport *t, ft_rt *rt);
@@ -295,6 +332,7 @@ struct ft_transport {
     int closed;
     int close_idle_pending;    /* Go's closeIdle: set by close_idle, cleared by a request */
     int next_engine;
+    uint64_t use_seq;          /* source of ft_conn.use_id */
     ft_stats st;
     pthread_mutex_t tls_mu;    /* guards the lazy creation of tls */
     ft_tls_ctx *tls;           /* created at the first https dial */

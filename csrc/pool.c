@@ -113,6 +113,8 @@ static void set_state_locked(ft_transport *t, ft_conn *c, int state)
     if (nw)
         (*nw)++;
     c->state = state;
+    if (state == FT_CS_ACTIVE)
+        c->use_id = ++t->use_seq;   /* ft_rt_interrupt tells uses apart */
 }
 
 /* ---------------------------------------------------------------- buffers */

@@ -36,6 +36,9 @@ cdef extern from "core.h" nogil:
         int64_t tls_handshakes, tls_resumed
 
     enum:
+        FT_INTR_NONE
+        FT_INTR_CANCEL
+        FT_INTR_CLOSE
         FT_R_DONE
         FT_R_FAIL
         FT_R_AGAIN
@@ -72,6 +75,7 @@ cdef extern from "core.h" nogil:
         const char *tunnel_auth
         int req_close
         int64_t deadline
+        int body_fd
         size_t nwritten
         int status, vmajor, vminor
         unsigned int reason_off, reason_len
@@ -102,8 +106,10 @@ cdef extern from "core.h" nogil:
     void ft_rt_init(ft_rt *rt)
     int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
     ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
-    size_t ft_rt_buffered(const ft_rt *rt)
     void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more)
+    void ft_rt_wait_body(ft_rt *rt)
+    int ft_rt_request_written(const ft_rt *rt)
+    void ft_rt_interrupt(ft_transport *t, ft_rt *rt, int why)
     void ft_rt_close(ft_transport *t, ft_rt *rt)
     void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
     void ft_rt_free(ft_rt *rt)

@@ -28,6 +28,15 @@ from fasttransport._names cimport header_name
 
 from fasttransport import errors as _errors
 
+import os as _os
+import struct as _struct
+import threading as _threading
+from collections import deque as _deque
+
+cdef extern from "<sys/eventfd.h>" nogil:
+    int eventfd(unsigned int initval, int flags)
+    int EFD_CLOEXEC
+
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_XDECREF
 
@@ -158,15 +167,97 @@ cdef class CoreTransport:
 cdef class CancelToken:
     """Cancels an exchange from any thread: ``token.cancel()``.
 
-    A request waiting on its connection notices within 50 ms, closes the
-    connection (never pooled) and raises ``ft.Cancelled``."""
+    The exchanges using the token stop at once: a blocked wait is woken (the
+    thread running the exchange is asked to stop; it closes the connection,
+    never pooled, and raises ``ft.Cancelled``)."""
     cdef public bint cancelled
+    cdef set _live      # exchanges whose owner is in a native call now
+
+    def __cinit__(self):
+        self._live = set()
 
     def cancel(self):
         self.cancelled = True
+        for x in list(self._live):
+            x._wake(FT_INTR_CANCEL)
 
     def __repr__(self):
         return f"<CancelToken cancelled={self.cancelled}>"
+
+
+_ONE = _struct.pack("=Q", 1)
+
+
+class _PumpError:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+class _BodyPump:
+    """Pulls a one-shot request body (a generator, a pipe) on a helper
+    thread, one segment ahead of the write loop, so that a producer that
+    blocks does not keep the caller from the server's answer (Go's writeLoop
+    runs on its own goroutine; here the native loops never run Python).
+    Segments are handed over through a deque and an eventfd that the native
+    loop waits on beside the socket. The thread ends after the last segment,
+    an error, or once detached and its current pull returns."""
+
+    __slots__ = ("it", "efd", "items", "lock", "taken", "detached", "done")
+
+    def __init__(self, it, int efd):
+        self.it = it
+        self.efd = efd
+        self.items = _deque()
+        self.lock = _threading.Lock()
+        self.taken = _threading.Semaphore(0)
+        self.detached = False
+        self.done = False
+        _threading.Thread(target=self._run, name="ft-body", daemon=True).start()
+
+    def _run(self):
+        try:
+            while True:
+                try:
+                    chunk = next(self.it, None)
+                except BaseException as e:   # handed to the caller, raised there
+                    chunk = _PumpError(e)
+                with self.lock:
+                    if self.detached:
+                        return
+                    self.items.append(chunk)
+                    _os.write(self.efd, _ONE)
+                if chunk is None or isinstance(chunk, _PumpError):
+                    return
+                self.taken.acquire()
+        finally:
+            with self.lock:
+                self.done = True
+                if self.detached:
+                    _os.close(self.efd)
+
+    def take(self):
+        """The next item (bytes, None at the end, or a _PumpError), or
+        _NOT_READY."""
+        try:
+            item = self.items.popleft()
+        except IndexError:
+            return _NOT_READY
+        self.taken.release()
+        return item
+
+    def detach(self):
+        """The exchange no longer wants segments; the eventfd is closed by
+        whichever of the two finishes last."""
+        with self.lock:
+            self.detached = True
+            if self.done:
+                _os.close(self.efd)
+        self.taken.release()
+
+
+_NOT_READY = object()
 
 
 @cython.final
@@ -179,9 +270,9 @@ cdef class Exchange:
     cdef bytes _head, _body, _key, _host
     cdef readonly str op, url
     cdef readonly object cancel
-    cdef bint _busy
-    cdef object _stream, _tunnel
-    cdef bint _chunked, _pulled
+    cdef bint _busy, _close_pending
+    cdef object _stream, _tunnel, _pump
+    cdef bint _chunked, _pulled, _use_pump
     cdef Py_ssize_t _length, _sent
 
     def __cinit__(self):
@@ -190,7 +281,43 @@ cdef class Exchange:
     def __dealloc__(self):
         if self.tr is not None and self.tr.t != NULL:
             ft_rt_close(self.tr.t, &self.rt)
+        self._detach_pump()
         ft_rt_free(&self.rt)
+
+    # ---- ownership: one thread runs the exchange; others only ask --------
+
+    cdef int _enter(self) except -1:
+        """This thread becomes the exchange's owner for one native call."""
+        if self._busy:
+            raise RuntimeError("response body read from two threads at once")
+        self._busy = True
+        if self.cancel is not None:
+            (<CancelToken>self.cancel)._live.add(self)
+        return 0
+
+    cdef int _leave(self) except -1:
+        self._busy = False
+        if self.cancel is not None:
+            (<CancelToken>self.cancel)._live.discard(self)
+        if self._close_pending:      # close() came from another thread meanwhile
+            self._close_pending = False
+            self._close_now()
+        return 0
+
+    def _wake(self, int why):
+        """From any thread: ask the owner to stop (core.h, ft_rt_interrupt)."""
+        if self.tr is not None and self.tr.t != NULL:
+            ft_rt_interrupt(self.tr.t, &self.rt, why)
+
+    cdef void _detach_pump(self):
+        if self._pump is not None:
+            self.rt.body_fd = -1
+            self._pump.detach()
+            self._pump = None
+
+    cdef void _close_now(self):
+        ft_rt_close(self.tr.t, &self.rt)
+        self._detach_pump()
 
     cdef int _check_between_slices(self) except -1:
         """Between two slices of native waiting: Ctrl-C and the cancel token."""
@@ -205,6 +332,7 @@ cdef class Exchange:
         return 0
 
     cdef int _raise(self) except -1:
+        self._detach_pump()
         code = self.rt.err_code
         cause = (<bytes>self.rt.err).decode("utf-8", "replace")
         if code == FT_E_NOMEM:
@@ -216,7 +344,7 @@ cdef class Exchange:
               bytes head, body, bint is_head, bint req_close, deadline_ns, cancel=None,
               bint tls=False, bint expect_continue=False, bint chunked=False,
               Py_ssize_t length=-1, bytes tls_host=None, bytes tunnel=None,
-              bytes tunnel_auth=None):
+              bytes tunnel_auth=None, bint pump=False):
         """Send the request and read the response head (blocking, GIL
         released). Raises the API.md exception on failure.
 
@@ -224,7 +352,11 @@ cdef class Exchange:
         the write loop segment by segment: framed as chunked transfer coding
         when ``chunked``, else it must add up to ``length``. An exception
         raised by the iterator ends the exchange (connection closed) and is
-        re-raised as it is (Go: TestTransportBodyReadError)."""
+        re-raised as it is (Go: TestTransportBodyReadError). ``pump``: the
+        iterator may block (a generator, a pipe): it is pulled on a helper
+        thread (_BodyPump) so that the server's answer is returned meanwhile.
+        The rest of the body keeps flowing during the body reads (full
+        duplex)."""
         cdef int rc
         if tr.t == NULL:
             raise _errors.TransportError(f'{op} "{url}": transport is closed',
@@ -248,6 +380,7 @@ cdef class Exchange:
             self.rt.body_len = len(<bytes>body)
         elif body is not None:
             self._stream = iter(body)
+            self._use_pump = pump
             self._chunked = chunked
             self._length = length
             self._sent = 0
@@ -265,30 +398,60 @@ cdef class Exchange:
                 self.rt.tunnel_auth = tunnel_auth
         self.rt.req_close = req_close
         self.rt.deadline = 0 if deadline_ns is None else <int64_t>deadline_ns
-        while True:
-            with nogil:
-                rc = ft_rt_run(tr.t, &self.rt, SLICE_MS)
-            if rc == FT_R_DONE:
-                return
-            if rc == FT_R_FAIL:
-                self._raise()
-            if rc == FT_R_NEED_BODY:
-                self._next_segment()
-                continue
-            self._check_between_slices()
+        self._enter()
+        try:
+            while True:
+                with nogil:
+                    rc = ft_rt_run(tr.t, &self.rt, SLICE_MS)
+                if rc == FT_R_DONE:
+                    return
+                if rc == FT_R_FAIL:
+                    self._raise()
+                if rc == FT_R_NEED_BODY:
+                    self._next_segment()
+                    continue
+                self._check_between_slices()
+        finally:
+            self._leave()
+
+    cdef object _pull(self):
+        """The body's next non-empty chunk (None at the end), here or from
+        the pump; _NOT_READY when the pump has none yet."""
+        cdef int efd
+        if self._use_pump:
+            if self._pump is None:
+                efd = eventfd(0, EFD_CLOEXEC)
+                if efd < 0:
+                    raise OSError("cannot create an eventfd for the request body")
+                self._pump = _BodyPump(self._stream, efd)
+                self.rt.body_fd = efd
+            while True:
+                chunk = self._pump.take()
+                if isinstance(chunk, _PumpError):
+                    raise (<object>chunk).exc
+                if chunk is None or chunk is _NOT_READY or len(chunk):
+                    return chunk
+        chunk = next(self._stream, None)
+        while chunk is not None and len(chunk) == 0:
+            chunk = next(self._stream, None)
+        return chunk
 
     cdef int _next_segment(self) except -1:
-        """The write loop sent the current segment: give it the next one."""
+        """The write loop sent the current segment: give it the next one, or
+        let it wait for the pump (the response may come first)."""
         cdef bytes seg
         self._pulled = True
         try:
-            chunk = next(self._stream, None)
-            while chunk is not None and len(chunk) == 0:
-                chunk = next(self._stream, None)
+            chunk = self._pull()
         except BaseException:
             ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, b"request body failed")
+            self._detach_pump()
             raise
+        if chunk is _NOT_READY:
+            ft_rt_wait_body(&self.rt)
+            return 0
         if chunk is None:
+            self._detach_pump()
             if self._chunked:
                 seg = b"0\r\n\r\n"
             else:
@@ -393,17 +556,16 @@ cdef class Exchange:
         return bool(ft_rt_at_eof(&self.rt))
 
     cdef Py_ssize_t _read_into(self, char *dst, Py_ssize_t n) except -1:
-        """Up to n body bytes into dst (>= 1 unless EOF), GIL released."""
+        """Up to n body bytes into dst (>= 1 unless EOF), GIL released. The
+        request body keeps flowing meanwhile (FT_R_NEED_BODY)."""
         cdef ssize_t r
-        if self._busy:
-            raise RuntimeError("response body read from two threads at once")
-        if (self.cancel is not None and (<CancelToken>self.cancel).cancelled
-                and not ft_rt_at_eof(&self.rt)):
-            # cancelled: bytes already received are dropped (Go, §13)
-            ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, b"context canceled")
-            self._raise()
-        self._busy = True
+        self._enter()
         try:
+            if (self.cancel is not None and (<CancelToken>self.cancel).cancelled
+                    and not ft_rt_at_eof(&self.rt)):
+                # cancelled: bytes already received are dropped (Go, §13)
+                ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, b"context canceled")
+                self._raise()
             while True:
                 with nogil:
                     r = ft_rt_read(self.tr.t, &self.rt, dst, n, SLICE_MS)
@@ -411,9 +573,12 @@ cdef class Exchange:
                     return r
                 if r == FT_R_FAIL:
                     self._raise()
+                if r == FT_R_NEED_BODY:
+                    self._next_segment()
+                    continue
                 self._check_between_slices()
         finally:
-            self._busy = False
+            self._leave()
 
     def read(self, Py_ssize_t n=-1):
         """Up to n bytes (at least 1 unless at EOF); n < 0: the rest."""
@@ -475,13 +640,31 @@ cdef class Exchange:
         return _steal(p)
 
     def close(self):
-        """Done with the body: drain-and-pool or close (ft_rt_close)."""
-        if self.tr is not None:
-            ft_rt_close(self.tr.t, &self.rt)
+        """Done with the body: drain-and-pool or close (ft_rt_close). From
+        any thread: while another thread is reading, it is asked to stop (its
+        read raises "read on closed response body") and releases the
+        connection itself."""
+        if self.tr is None:
+            return
+        if self._busy:
+            self._close_pending = True
+            ft_rt_interrupt(self.tr.t, &self.rt, FT_INTR_CLOSE)
+            return
+        self._close_now()
 
     def abort(self, str why="aborted"):
-        if self.tr is not None:
-            ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, why.encode())
+        if self.tr is None:
+            return
+        if self._busy:
+            ft_rt_interrupt(self.tr.t, &self.rt, FT_INTR_CANCEL)
+            return
+        ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, why.encode())
+        self._detach_pump()
+
+    @property
+    def request_written(self):
+        """The request, body included, has been written completely."""
+        return bool(ft_rt_request_written(&self.rt))
 
 
 cdef list _pairs(const char *base, const ft_header *hs, size_t n):

@@ -368,7 +368,8 @@ class Transport:
                         chunked and not isinstance(body, bytes), length,
                         *((u.host_bytes, route.tunnel,
                            route.auth.encode("latin-1") if route.auth else None)
-                          if route and route.tunnel is not None else ()))
+                          if route and route.tunnel is not None else ()),
+                        pump=request._one_shot)
             except HTTPError as err:
                 if _should_retry(x, request, err):
                     if x.body_consumed and request._one_shot:
