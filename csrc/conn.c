@@ -92,7 +92,7 @@ static void write_end(ft_transport *t, ft_rt *rt, int state)
     rt->wstate = state;
     if (rt->wl_live) {
         rt->wl_live = 0;
-        __atomic_fetch_sub(&t->st.write_loops, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&t->write_loops, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -194,9 +194,9 @@ static int write_pending(const ft_rt *rt)
     return rt->wstate <= WS_NEED;
 }
 
-int ft_rt_request_written(const ft_rt *rt)
+int ft_rt_writing(const ft_rt *rt)
 {
-    return rt->wstate == WS_DONE;
+    return rt->conn != NULL && write_pending(rt);
 }
 
 void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more)
@@ -729,7 +729,7 @@ static int start_exchange(ft_transport *t, ft_rt *rt, ft_conn *c)
     rt->conn_reused = c->reused;
     rt->phase = RS_HEAD;
     rt->wl_live = 1;
-    __atomic_fetch_add(&t->st.write_loops, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&t->write_loops, 1, __ATOMIC_RELAXED);
     /* from here ft_rt_interrupt can wake us through the socket */
     __atomic_store_n(&rt->wake_tag, wake_tag(c), __ATOMIC_RELEASE);
     if (ft_conn_ensure_buf(t, c) != 0)

@@ -11,8 +11,9 @@
  *    it belongs to its I/O engine thread, which watches it through epoll.
  *  - Ownership changes hands only under ft_transport.mu, which guards the
  *    host table, the idle lists and LRU, the slot table, the drain lists,
- *    the buffer free list and every counter in ft_stats (write_loops is
- *    atomic instead: the owner counts it without the lock).
+ *    the buffer free list and every counter in ft_stats (but write_loops,
+ *    kept in ft_transport.write_loops and changed atomically by the owner of
+ *    each exchange without the lock).
  *  - Any other thread (a watchdog closing a response, a cancel token, a
  *    transport closing) never touches an ft_rt or an ft_conn it does not own:
  *    it calls ft_rt_interrupt, which only sets rt->intr and wakes the owner
@@ -199,7 +200,7 @@ typedef struct ft_rt {
     ft_conn *conn;
     ft_want want;
     int wstate;                /* write loop state, private */
-    int wl_live;               /* counted in stats.write_loops */
+    int wl_live;               /* counted in ft_transport.write_loops */
     int body_wait;             /* the caller has no segment ready: wait on body_fd */
     int write_errno;           /* why the write loop failed (0 = it did not) */
     size_t head_off, body_off; /* progress in head and in the current segment */
@@ -273,8 +274,9 @@ void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more);
  * rt->body_fd as well as the socket, and returns FT_R_NEED_BODY when it is
  * readable (the response head may arrive first). */
 void ft_rt_wait_body(ft_rt *rt);
-/* Has the request been written completely (head and body)? */
-int ft_rt_request_written(const ft_rt *rt);
+/* Is the write loop still live (head or body left to send on a connection
+ * the exchange holds)? */
+int ft_rt_writing(const ft_rt *rt);
 /* From any thread: ask the exchange's owner to stop (FT_INTR_CANCEL: the
  * exchange fails with "context canceled"; FT_INTR_CLOSE: the body was
  * closed, reads fail with "read on closed response body"). Wakes the owner
@@ -333,6 +335,7 @@ struct ft_transport {
     int close_idle_pending;    /* Go's closeIdle: set by close_idle, cleared by a request */
     int next_engine;
     uint64_t use_seq;          /* source of ft_conn.use_id */
+    int64_t write_loops;       /* live write loops (atomic, no lock) */
     ft_stats st;
     pthread_mutex_t tls_mu;    /* guards the lazy creation of tls */
     ft_tls_ctx *tls;           /* created at the first https dial */

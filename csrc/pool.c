@@ -243,7 +243,6 @@ ft_conn *ft_conn_new_locked(ft_transport *t, ft_hostpool *hp)
     set_state_locked(t, c, FT_CS_DIALING);
     t->st.open_conns++;
     t->st.read_loops++;
-    t->st.write_loops++;
     t->st.dials++;
     return c;
 }
@@ -666,7 +665,6 @@ void ft_conn_destroy(ft_transport *t, ft_conn *c)
     host_maybe_free_locked(t, hp);
     t->st.open_conns--;
     t->st.read_loops--;
-    t->st.write_loops--;
     t->st.closed_conns++;
     ft_conn_release_buf_locked(t, c);
     pthread_mutex_unlock(&t->mu);
@@ -867,6 +865,7 @@ void ft_transport_stats(ft_transport *t, ft_stats *out)
     pthread_mutex_lock(&t->mu);
     *out = t->st;
     pthread_mutex_unlock(&t->mu);
+    out->write_loops = __atomic_load_n(&t->write_loops, __ATOMIC_RELAXED);
     pthread_mutex_lock(&t->tls_mu);
     if (t->tls)
         ft_tls_counts(t->tls, &out->tls_handshakes, &out->tls_resumed);

@@ -108,7 +108,7 @@ cdef extern from "core.h" nogil:
     ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
     void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more)
     void ft_rt_wait_body(ft_rt *rt)
-    int ft_rt_request_written(const ft_rt *rt)
+    int ft_rt_writing(const ft_rt *rt)
     void ft_rt_interrupt(ft_transport *t, ft_rt *rt, int why)
     void ft_rt_close(ft_transport *t, ft_rt *rt)
     void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)

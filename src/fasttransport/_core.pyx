@@ -297,6 +297,8 @@ cdef class Exchange:
 
     cdef int _leave(self) except -1:
         self._busy = False
+        if self._pump is not None and not ft_rt_writing(&self.rt):
+            self._detach_pump()      # the write loop is over: no more segments
         if self.cancel is not None:
             (<CancelToken>self.cancel)._live.discard(self)
         if self._close_pending:      # close() came from another thread meanwhile
@@ -662,9 +664,9 @@ cdef class Exchange:
         self._detach_pump()
 
     @property
-    def request_written(self):
-        """The request, body included, has been written completely."""
-        return bool(ft_rt_request_written(&self.rt))
+    def writing(self):
+        """The write loop is still live: request head or body left to send."""
+        return bool(ft_rt_writing(&self.rt))
 
 
 cdef list _pairs(const char *base, const ft_header *hs, size_t n):
