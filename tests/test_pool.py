@@ -9,20 +9,11 @@ import threading
 import time
 
 import pytest
-from servers import CLOSE, free_port, per_connection, response
+from servers import CLOSE, free_port, per_connection, response, wait_until
 
 import fasttransport as ft
 
 OK = response(200, b"ok")
-
-
-def wait_until(pred, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.002)
-    return pred()
 
 
 def conn_of(server, tag):

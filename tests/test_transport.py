@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import gc
 import json
-import time
 import warnings
 
 import pytest
-from servers import CLOSE, body_bytes, chunked_response, per_connection, response
+from servers import CLOSE, body_bytes, chunked_response, per_connection, response, wait_until
 
 import fasttransport as ft
-
-
-def wait_until(pred, timeout=2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return pred()
 
 
 @pytest.fixture
