@@ -348,6 +348,17 @@ class ServerConn:
         del self._buf[:n]
         return out
 
+    def peek_until(self, marker: bytes, timeout: float = 5.0) -> bytes:
+        """Wait until ``marker`` has arrived; the bytes up to and including it,
+        left buffered for the next read (to see how much of a body arrived
+        before the client did something).  TimeoutError, IncompleteRequest
+        at EOF."""
+        deadline = time.monotonic() + timeout
+        while (idx := self._buf.find(marker)) < 0:
+            if not self._fill(deadline, f"{marker[:40]!r}"):
+                raise IncompleteRequest(f"EOF before {marker[:40]!r}", bytes(self._buf))
+        return bytes(self._buf[: idx + len(marker)])
+
     # -- writing and closing
 
     def send(self, data: bytes, timeout: float = 30.0) -> None:
