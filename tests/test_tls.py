@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from servers import LeakCheck, ScriptedServer, body_bytes, free_port, http_handler, wait_until
+from servers import LeakCheck, body_bytes, free_port, http_handler, wait_until
 
 import fasttransport as ft
 
@@ -23,18 +23,15 @@ def server_context(ca, *identities, **issue_kw):
 
 
 @pytest.fixture
-def https_server(ca):
-    servers = []
+def https_server(ca, scripted_server):
+    """Factory: start(handler=http_handler, ctx=None, **issue_kw) -> a started
+    TLS server (stopped, and its handler errors checked, at teardown)."""
 
     def start(handler=http_handler, ctx=None, **issue_kw):
-        srv = ScriptedServer(handler, name="https",
-                             ssl_context=ctx or server_context(ca, **issue_kw))
-        servers.append(srv)
-        return srv.start()
+        return scripted_server(handler, name="https",
+                               ssl_context=ctx or server_context(ca, **issue_kw))
 
-    yield start
-    for srv in servers:
-        srv.stop()
+    return start
 
 
 def test_verified_get_and_reuse(https_server, ca_file):
