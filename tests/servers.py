@@ -15,6 +15,8 @@ threads that are always joined, and closes every socket it opened.
   scripts.
 - :func:`thread_count`, :func:`fd_count` and :class:`LeakCheck` measure this
   process's threads and file descriptors, for leak tests.
+- :func:`wait_until` polls any condition (a Transport's stats, say) until it
+  holds or a timeout passes.
 
 The server records what it saw, so tests can assert on observable behaviour:
 ``accepted`` (connections accepted), ``max_concurrent`` (peak of connections
@@ -60,6 +62,7 @@ __all__ = [
     "response",
     "script_handler",
     "thread_count",
+    "wait_until",
 ]
 
 HOST = "127.0.0.1"
@@ -344,6 +347,17 @@ class ServerConn:
         out = bytes(self._buf[:n])
         del self._buf[:n]
         return out
+
+    def peek_until(self, marker: bytes, timeout: float = 5.0) -> bytes:
+        """Wait until ``marker`` has arrived; the bytes up to and including it,
+        left buffered for the next read (to see how much of a body arrived
+        before the client did something).  TimeoutError, IncompleteRequest
+        at EOF."""
+        deadline = time.monotonic() + timeout
+        while (idx := self._buf.find(marker)) < 0:
+            if not self._fill(deadline, f"{marker[:40]!r}"):
+                raise IncompleteRequest(f"EOF before {marker[:40]!r}", bytes(self._buf))
+        return bytes(self._buf[: idx + len(marker)])
 
     # -- writing and closing
 
@@ -1003,6 +1017,25 @@ def _serve_route(conn: ServerConn, req: Request) -> bool:
 
 
 # --------------------------------------------------------------------------
+# Waiting for a condition
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0,
+               interval: float = 0.002) -> bool:
+    """Poll ``predicate()`` every ``interval`` seconds until it is true or
+    ``timeout`` seconds pass; returns whether it held (checked once more at
+    the deadline).  For state the server does not see (a Transport's stats);
+    for the server's own state :meth:`ScriptedServer.wait_for` wakes sooner.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return bool(predicate())
+        time.sleep(interval)
+    return True
+
+
+# --------------------------------------------------------------------------
 # Leak accounting
 
 
@@ -1064,14 +1097,9 @@ class LeakCheck:
         return thread_count() - self.threads, fd_count() - self.fds
 
     def check(self, timeout: float = 2.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            threads, fds = self.extra()
-            if threads <= 0 and fds <= 0:
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.01)
+        if wait_until(lambda: max(self.extra()) <= 0, timeout, interval=0.01):
+            return
+        threads, fds = self.extra()
         new_fds = {fd: t for fd, t in _fd_targets().items() if self._fd_targets.get(fd) != t}
         new_threads = {
             tid: n for tid, n in _thread_names().items() if tid not in self._thread_names

@@ -21,7 +21,6 @@ import time
 import pytest
 from servers import (
     CLOSE,
-    ScriptedServer,
     body_bytes,
     chunked_response,
     http_handler,
@@ -934,11 +933,8 @@ def test_server_closing_mid_redirect_chain(client, scripted_server):
     srv = scripted_server(per_connection([redirect(302, "/b"), b"", CLOSE], [CLOSE]))
     with pytest.raises(ft.TransportError):
         client.get(srv.url("/a"))
-    srv2 = ScriptedServer(http_handler).start()
-    try:
-        assert client.get(srv2.url("/")).text == "hello"
-    finally:
-        srv2.stop()
+    srv2 = scripted_server(http_handler)
+    assert client.get(srv2.url("/")).text == "hello"
 
 
 def test_redirects_and_refusals_leak_nothing(scripted_server, http_server, no_leaks):

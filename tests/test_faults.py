@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 import faults
 import pytest
 from faults import FullListener
-from servers import ServerConn, per_connection, response
+from servers import ServerConn, per_connection, response, wait_until
 
 import fasttransport as ft
 
@@ -60,15 +60,6 @@ def check_message(err: ft.HTTPError, method: str, url: str, cause: str) -> None:
     assert msg.startswith(f'{op} "{url}": '), msg
     assert cause in msg, msg
     assert err.method == method and err.url == url
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.002)
-    return True
 
 
 @pytest.fixture(scope="module")

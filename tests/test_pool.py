@@ -7,22 +7,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import traceback
 
 import pytest
-from servers import CLOSE, free_port, per_connection, response
+from servers import CLOSE, free_port, per_connection, response, wait_until
 
 import fasttransport as ft
 
 OK = response(200, b"ok")
-
-
-def wait_until(pred, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.002)
-    return pred()
 
 
 def conn_of(server, tag):
@@ -36,7 +28,8 @@ def conn_of(server, tag):
 class StalledListener:
     """A listener that accepts one connection (served with `OK` per request)
     and then stops accepting with a full accept queue, so that further
-    connects stay pending: a dial that cannot finish, deterministically."""
+    connects stay pending: a dial that cannot finish, deterministically.
+    An exception in its serving thread is kept for check_errors()."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -45,12 +38,20 @@ class StalledListener:
         self.port = self.sock.getsockname()[1]
         self.fillers = []
         self.served = []
+        self.errors = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve_one, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def url(self, path="/"):
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def _run(self):
+        try:
+            self._serve_one()
+        except BaseException:  # noqa: BLE001 - reported by check_errors()
+            if not self._stop.is_set():
+                self.errors.append(traceback.format_exc())
 
     def _serve_one(self):
         conn, _ = self.sock.accept()
@@ -98,12 +99,17 @@ class StalledListener:
             s.close()
         self.sock.close()
 
+    def check_errors(self):
+        assert not self._thread.is_alive(), "the serving thread did not stop"
+        assert not self.errors, "the serving thread failed:\n" + self.errors[0]
+
 
 @pytest.fixture
 def stalled():
     s = StalledListener()
     yield s
     s.close()
+    s.check_errors()
 
 
 # ---- §1 connection keys -------------------------------------------------

@@ -4,6 +4,7 @@ bodies streamed segment by segment from an iterator."""
 from __future__ import annotations
 
 import io
+import threading
 import time
 
 import pytest
@@ -174,26 +175,78 @@ def test_file_shorter_than_its_size(http_server):
         assert t.stats().open_conns == 0
 
 
-def test_generator_and_file_bodies_are_streamed(http_server, tmp_path):
-    pulled = []
+HOLD = 5.0   # how long a held body source waits for the server before failing the test
+
+
+def held_source_upload(first: bytes, seen: threading.Event, got: dict):
+    """A handler that waits until ``first`` (the start of the body) has
+    arrived, then sets ``seen`` (releasing the body source, which holds the
+    rest back until then), reads the whole request and answers."""
+
+    def handler(conn):
+        req = conn.read_request(body=False)
+        got["before"] = conn.peek_until(first, timeout=HOLD)
+        seen.set()
+        conn.read_body(req)
+        got["req"] = req
+        conn.send(response(200, b"stored"))
+        conn.read_request()
+
+    return handler
+
+
+def hold_until(seen: threading.Event) -> None:
+    if not seen.wait(HOLD):
+        raise AssertionError("the server got no body byte while the source held the rest "
+                             "back: the body was gathered before sending, not streamed")
+
+
+def test_generator_body_is_streamed(scripted_server):
+    """The generator yields a first segment, then blocks until the server has
+    it: a client that gathered the body before sending would never send it
+    (the generator fails the request after HOLD s)."""
+    seen, got = threading.Event(), {}
+    first = b"first segment;"
+    srv = scripted_server(held_source_upload(first, seen, got))
 
     def gen():
+        yield first
+        hold_until(seen)
         for i in range(20):
-            pulled.append(i)
             yield b"%d," % i
 
-    path = tmp_path / "upload.bin"
-    path.write_bytes(bytes(range(256)) * 1000)
     with ft.Client() as c:
-        r = c.post(http_server.url("/echo"), content=gen())
-        assert r.json()["body"] == "".join(f"{i}," for i in range(20))
-        _, req = http_server.requests[-1]
-        assert req.is_chunked and pulled == list(range(20))
-        with open(path, "rb") as f:
-            r = c.put(http_server.url("/echo"), content=f)
-        _, req = http_server.requests[-1]
-        assert req.header("Content-Length") == "256000" and not req.is_chunked
-        assert req.body == path.read_bytes()
+        r = c.post(srv.url("/upload"), content=gen())
+        assert r.status_code == 200 and r.content == b"stored"
+    req = got["req"]
+    assert req.is_chunked and req.body == first + b"".join(b"%d," % i for i in range(20))
+    assert got["before"].endswith(first)
+
+
+def test_file_body_is_streamed(scripted_server, tmp_path):
+    """A file of known size goes with its Content-Length, read in pieces as it
+    is sent: its read() past the first 4096 bytes blocks until the server has
+    those bytes, which a client that read the whole file first never sends."""
+    seen, got = threading.Event(), {}
+    body = bytes(range(256)) * 1000
+    first = body[:4096]
+    srv = scripted_server(held_source_upload(first, seen, got))
+    path = tmp_path / "upload.bin"
+    path.write_bytes(body)
+
+    class HeldFile(io.FileIO):
+        def read(self, n=-1):
+            if self.tell() >= len(first):
+                hold_until(seen)
+            return super().read(n)
+
+    with ft.Client() as c, HeldFile(path) as f:
+        r = c.put(srv.url("/upload"), content=f)
+        assert r.status_code == 200 and r.content == b"stored"
+    req = got["req"]
+    assert req.header("Content-Length") == str(len(body)) and not req.is_chunked
+    assert req.body == body
+    assert got["before"] == first           # the body began with the file's first bytes
 
 
 def test_partly_sent_one_shot_body_is_not_rewound(scripted_server):

@@ -246,6 +246,7 @@ def test_stop_wakes_blocked_handlers_quickly():
     finally:
         sock.close()
         server.stop()
+    server.check_errors()
 
 
 def test_server_is_loopback_only_with_kernel_port(scripted_server):

@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from servers import body_bytes, fd_count, thread_count
+from servers import body_bytes, fd_count, response, thread_count
 
 import fasttransport as ft
 
@@ -21,20 +21,22 @@ HERE = os.path.dirname(__file__)
 
 @pytest.fixture
 def outside_server():
-    """A loopback server in a child process; yields its base URL."""
+    """A loopback server in a child process; yields its base URL. At teardown
+    the child must exit cleanly having written nothing to stderr (where
+    asyncio reports a handler's exception)."""
     p = subprocess.Popen([sys.executable, os.path.join(HERE, "loopback_server.py")],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
     try:
         port = int(p.stdout.readline())
         yield f"http://127.0.0.1:{port}"
     finally:
-        p.stdin.close()
         try:
-            p.wait(5)
+            _, err = p.communicate(timeout=5)   # closes stdin: the child's cue to stop
         except subprocess.TimeoutExpired:
             p.kill()
-            p.wait()
-        p.stdout.close()
+            _, err = p.communicate()
+    assert p.returncode == 0 and not err, f"loopback server exit {p.returncode}:\n{err}"
 
 
 def test_16_threads_500_requests_each(http_server):
@@ -115,28 +117,61 @@ def test_ctrl_c_interrupts_a_waiting_caller(http_server):
         assert c.transport.stats().open_conns == 0
 
 
-def test_shared_response_body_between_threads_is_refused_not_corrupted(http_server):
+def test_shared_response_body_between_threads_is_refused_not_corrupted(scripted_server):
+    """Two threads read one body; the server sends its first part, then holds
+    the rest back until one thread has been refused. The main thread takes
+    the first part, so both threads find nothing buffered: whichever calls
+    read() first is blocked inside it, and the other must get RuntimeError
+    (not bytes, not a second concurrent read). Then the rest is sent and the
+    blocked reader must get exactly what the server sent after the first part."""
+    body = body_bytes(1 << 20)
+    first = 30000
+    wire = response(200, body, [("Content-Type", "application/octet-stream")])
+    split = len(wire) - len(body) + first
+    refused = threading.Event()
+
+    def handler(conn):
+        conn.read_request()
+        conn.send(wire[:split])
+        refused.wait(10)               # on failure: send anyway, the asserts say why
+        conn.send(wire[split:])
+        conn.read_request()            # until the client closes
+
+    srv = scripted_server(handler)
+    got = {"a": [], "b": []}
+    errors = {}
+
+    def reader(name):
+        try:
+            while True:
+                data = r.read(65536)
+                if not data:
+                    return
+                got[name].append(data)
+        except RuntimeError as exc:
+            errors[name] = exc
+            refused.set()
+
     with ft.Transport() as t:
-        r = t.round_trip(ft.Request("GET", http_server.url(f"/bytes/{1 << 20}")))
-        got = []
-
-        def reader():
-            try:
-                while True:
-                    b = r.read(4096)
-                    if not b:
-                        return
-                    got.append(b)
-            except RuntimeError:
-                got.append(None)
-
-        ths = [threading.Thread(target=reader) for _ in range(4)]
+        r = t.round_trip(ft.Request("GET", srv.url("/big")))
+        head = b""
+        while len(head) < first:
+            head += r.read(first - len(head))
+        assert head == body[:first]
+        ths = [threading.Thread(target=reader, args=(name,), daemon=True) for name in got]
         for th in ths:
             th.start()
         for th in ths:
-            th.join(30)
-        data = b"".join(b for b in got if b)
-        # whatever interleaving happened, no byte was lost or duplicated
-        assert len(data) <= 1 << 20
-        assert t.stats().active_conns in (0, 1)
-        r.close()
+            th.join(20)
+        assert not any(th.is_alive() for th in ths), "a reader is still blocked"
+        assert refused.is_set(), f"neither concurrent read was refused: {errors}"
+        assert len(errors) == 1, errors
+        (loser, exc), = errors.items()
+        winner = "b" if loser == "a" else "a"
+        assert str(exc) == "response body read from two threads at once"
+        assert got[loser] == []                      # refused before taking a byte
+        assert head + b"".join(got[winner]) == body  # nothing lost, duplicated or reordered
+        assert r.read(1) == b""
+        s = t.stats()
+        assert s.requests == 1 and s.active_conns == 0 and s.idle_conns == 1
+    assert srv.accepted == 1

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from servers import LeakCheck, ScriptedServer, body_bytes, free_port, http_handler
+from servers import LeakCheck, body_bytes, free_port, http_handler, wait_until
 
 import fasttransport as ft
 
@@ -23,18 +23,15 @@ def server_context(ca, *identities, **issue_kw):
 
 
 @pytest.fixture
-def https_server(ca):
-    servers = []
+def https_server(ca, scripted_server):
+    """Factory: start(handler=http_handler, ctx=None, **issue_kw) -> a started
+    TLS server (stopped, and its handler errors checked, at teardown)."""
 
     def start(handler=http_handler, ctx=None, **issue_kw):
-        srv = ScriptedServer(handler, name="https",
-                             ssl_context=ctx or server_context(ca, **issue_kw))
-        servers.append(srv)
-        return srv.start()
+        return scripted_server(handler, name="https",
+                               ssl_context=ctx or server_context(ca, **issue_kw))
 
-    yield start
-    for srv in servers:
-        srv.stop()
+    return start
 
 
 def test_verified_get_and_reuse(https_server, ca_file):
@@ -165,9 +162,7 @@ def test_early_close_drains_and_pools(https_server, ca_file):
         r = t.round_trip(ft.Request("GET", srv.url("/bytes/100000")))
         r.read(10)
         r.close()
-        deadline = time.monotonic() + 2
-        while t.stats().idle_conns != 1 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        assert wait_until(lambda: t.stats().idle_conns == 1)
         t.round_trip(ft.Request("GET", srv.url("/"))).read()
         assert srv.accepted == 1
 
@@ -205,9 +200,7 @@ def test_16_threads_200_requests(https_server, ca_file):
     assert not errors
     # Go's late binding: every request that found no idle connection started
     # a dial; the ones that lost the race still finish and are pooled.
-    deadline = time.monotonic() + 30
-    while t.stats().dialing_conns and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_until(lambda: t.stats().dialing_conns == 0, timeout=30, interval=0.01)
     s = t.stats()
     assert s.requests == 3200 and s.active_conns == 0 and s.dialing_conns == 0
     assert s.tls_handshakes + s.tls_resumed == s.dials - s.dial_errors

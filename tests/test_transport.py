@@ -4,24 +4,24 @@ the stats that make the pool visible."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
-import time
+import threading
 import warnings
 
 import pytest
-from servers import CLOSE, body_bytes, chunked_response, per_connection, response
+from servers import (
+    CLOSE,
+    body_bytes,
+    chunked_response,
+    free_port,
+    per_connection,
+    response,
+    wait_until,
+)
 
 import fasttransport as ft
-
-
-def wait_until(pred, timeout=2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return pred()
 
 
 @pytest.fixture
@@ -279,12 +279,58 @@ def test_close_idle_connections(http_server, transport):
     assert transport.stats().open_conns == 0
 
 
-def test_stats_fields(transport):
-    s = transport.stats()
-    for name in ("open_conns", "idle_conns", "active_conns", "read_loops", "write_loops",
-                 "dials", "reused_conns", "requests", "io_threads"):
-        assert isinstance(getattr(s, name), int)
-    assert s.io_threads == 1
+def test_stats_fields(http_server, scripted_server):
+    """Every counter after each step of a known sequence (read_loops and
+    write_loops are left to their own tests)."""
+    body = body_bytes(5000)
+    wire = response(200, body)
+    send_rest = threading.Event()
+
+    def held_back(conn):
+        conn.read_request()
+        conn.send(wire[: len(wire) - len(body)])   # the head only
+        send_rest.wait(5)
+        conn.send(body)
+        conn.read_request()
+
+    slow = scripted_server(held_back)
+    names = [f.name for f in dataclasses.fields(ft.TransportStats)]
+    expected = {n: 0 for n in names if n not in ("read_loops", "write_loops")}
+
+    def check(**changed):
+        expected.update(changed)
+        s = t.stats()
+        assert {n: getattr(s, n) for n in expected} == expected
+        assert s.open_conns == s.idle_conns + s.active_conns + s.draining_conns + s.dialing_conns
+        assert s.as_dict() == {n: getattr(s, n) for n in names}
+
+    with ft.Transport(io_threads=2) as t:
+        check(io_threads=2)
+        for _ in range(3):                      # one connection, dialled once, reused twice
+            assert t.round_trip(ft.Request("GET", http_server.url("/"))).read() == b"hello"
+        check(requests=3, dials=1, reused_conns=2, open_conns=1, idle_conns=1)
+        a = t.round_trip(ft.Request("GET", http_server.url("/bytes/10")))  # takes the idle one
+        b = t.round_trip(ft.Request("GET", http_server.url("/bytes/10")))  # dials a second
+        check(requests=5, dials=2, reused_conns=3, idle_conns=0, active_conns=2, open_conns=2)
+        assert a.read() == b.read() == body_bytes(10)
+        check(active_conns=0, idle_conns=2)
+        t.close_idle_connections()
+        check(idle_conns=0, open_conns=0, closed_conns=2)
+        assert http_server.accepted == 2
+        r = t.round_trip(ft.Request("GET", slow.url("/")))
+        r.close()                               # 5000 bytes due: left to the engine to drain
+        check(requests=6, dials=3, open_conns=1, draining_conns=1)
+        send_rest.set()
+        assert wait_until(lambda: t.stats().drained_conns == 1)
+        check(drained_conns=1, draining_conns=0, idle_conns=1)
+        with pytest.raises(ft.ConnectError):
+            t.round_trip(ft.Request("GET", f"http://127.0.0.1:{free_port()}/"))
+        s = t.stats()
+        assert (s.requests, s.dials, s.dial_errors, s.open_conns) == (7, 4, 1, 1)
+        assert s.dialing_conns == s.active_conns == 0
+    s = t.stats()
+    assert s.open_conns == s.idle_conns == 0 and s.io_threads == 0
+    assert slow.accepted == 1 and s.reused_conns == 3
 
 
 def test_io_threads_option():

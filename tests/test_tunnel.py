@@ -9,21 +9,19 @@ import socket
 import ssl
 
 import pytest
-from servers import ScriptedServer, body_bytes, http_handler
+from servers import body_bytes, http_handler
 from test_proxy import tinyproxy  # noqa: F401 - the fixture
 
 import fasttransport as ft
 
 
 @pytest.fixture
-def https_target(ca, tmp_path):
+def https_target(ca, ca_file, scripted_server):
+    """(server, CA file): an https server (stopped, handler errors checked, at
+    teardown) and the CA that signed its certificate."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1", "localhost", "secure.test").configure_cert(ctx)
-    srv = ScriptedServer(http_handler, name="https", ssl_context=ctx).start()
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    yield srv, str(ca_file)
-    srv.stop()
+    return scripted_server(http_handler, name="https", ssl_context=ctx), ca_file
 
 
 def relay_proxy(scripted_server, answer=None, seen=None):
