@@ -5,12 +5,18 @@
   and its handler errors fail the test.
 - ``http_server``: a started keep-alive HTTP/1.1 server (:func:`servers.http_handler`).
 - ``no_leaks``: fails the test if threads or file descriptors are left over.
+- ``outside_server``: a keep-alive server in a child process (its threads
+  and sockets do not blur this process's counts, and it answers at once
+  whatever this process's GIL is doing); yields its base URL.
 - ``ca``, ``ca_file``: a trustme certificate authority for the run, and its
   certificate as a PEM file.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -87,3 +93,26 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return str(path)
+
+
+HERE = os.path.dirname(__file__)
+
+
+@pytest.fixture
+def outside_server():
+    """A loopback server in a child process; yields its base URL. At teardown
+    the child must exit cleanly having written nothing to stderr (where
+    asyncio reports a handler's exception)."""
+    p = subprocess.Popen([sys.executable, os.path.join(HERE, "loopback_server.py")],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(p.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        try:
+            _, err = p.communicate(timeout=5)   # closes stdin: the child's cue to stop
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+    assert p.returncode == 0 and not err, f"loopback server exit {p.returncode}:\n{err}"

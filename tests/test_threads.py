@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import _thread
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,26 +15,6 @@ from servers import body_bytes, fd_count, response, thread_count
 import fasttransport as ft
 
 HERE = os.path.dirname(__file__)
-
-
-@pytest.fixture
-def outside_server():
-    """A loopback server in a child process; yields its base URL. At teardown
-    the child must exit cleanly having written nothing to stderr (where
-    asyncio reports a handler's exception)."""
-    p = subprocess.Popen([sys.executable, os.path.join(HERE, "loopback_server.py")],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        port = int(p.stdout.readline())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        try:
-            _, err = p.communicate(timeout=5)   # closes stdin: the child's cue to stop
-        except subprocess.TimeoutExpired:
-            p.kill()
-            _, err = p.communicate()
-    assert p.returncode == 0 and not err, f"loopback server exit {p.returncode}:\n{err}"
 
 
 def test_16_threads_500_requests_each(http_server):

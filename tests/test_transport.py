@@ -380,3 +380,24 @@ def test_per_connection_handler_sequence(scripted_server, transport):
     assert transport.round_trip(ft.Request("GET", srv.url("/"))).read() == b"one"
     assert wait_until(lambda: transport.stats().open_conns == 0)
     assert transport.round_trip(ft.Request("GET", srv.url("/"))).read() == b"two"
+
+
+@pytest.mark.parametrize("how", ["closed", "dropped"])
+def test_leftovers_of_closed_and_dropped_bodies_are_drained_and_reused(outside_server, how):
+    """close() discards what is already readable at once and pools the
+    connection before it returns, and a body dropped unclosed (finalizer)
+    does the same before handing any rest to the engine: a sequential caller
+    keeps reusing one connection."""
+    url = outside_server + "/bytes/65536"
+    with ft.Client() as client, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        for _ in range(100):
+            r = client.get(url, stream=True)
+            if how == "closed":
+                r.close()
+            else:
+                del r
+        st = client.transport.stats()
+    assert st.requests == 100
+    assert st.dials <= 5, st                 # not one per abandoned body
+    assert st.reused_conns + st.dials >= 100, st
