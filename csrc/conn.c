@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -104,7 +105,9 @@ static void release_conn(ft_transport *t, ft_rt *rt, int reusable)
     ft_conn *c = detach_conn(rt);
     if (!c)
         return;
-    if (reusable)
+    if (rt->upgraded)
+        ft_conn_close_detached(c);
+    else if (reusable)
         ft_pool_put(t, c);
     else
         ft_conn_destroy(t, c);
@@ -436,6 +439,40 @@ static int copy_head(ft_rt *rt, const char *src, size_t len, ft_head *h)
     return 0;
 }
 
+/* Is header `name` (lower case) equal, ignoring case, to h? */
+static int header_is(const ft_rt *rt, const ft_header *h, const char *name)
+{
+    size_t n = strlen(name);
+    return !(h->flags & FT_HDR_DELETED) && h->name_len == n
+           && strncasecmp(rt->head_copy + h->name_off, name, n) == 0;
+}
+
+/* Go's isProtocolSwitchHeader: an Upgrade value, and a Connection header
+ * listing the token "upgrade". */
+static int is_protocol_switch(const ft_rt *rt)
+{
+    int upgrade = 0, conn_upgrade = 0;
+    for (size_t i = 0; i < rt->nhdrs; i++) {
+        const ft_header *h = &rt->hdrs[i];
+        const char *v = rt->head_copy + h->value_off;
+        if (header_is(rt, h, "upgrade") && h->value_len > 0)
+            upgrade = 1;
+        if (!header_is(rt, h, "connection"))
+            continue;
+        for (size_t j = 0; j < h->value_len;) {
+            while (j < h->value_len && (v[j] == ' ' || v[j] == '\t' || v[j] == ','))
+                j++;
+            size_t k = j;
+            while (k < h->value_len && v[k] != ',' && v[k] != ' ' && v[k] != '\t')
+                k++;
+            if (k - j == 7 && strncasecmp(v + j, "upgrade", 7) == 0)
+                conn_upgrade = 1;
+            j = k;
+        }
+    }
+    return upgrade && conn_upgrade;
+}
+
 /* Parse a complete head at buf[rpos..rpos+len). 1 = final head consumed,
  * 0 = an interim 1xx was skipped, -1 = failed (rt failed). */
 static int on_head(ft_transport *t, ft_rt *rt, size_t len)
@@ -497,6 +534,12 @@ static int on_head(ft_transport *t, ft_rt *rt, size_t len)
      * returned); the body's outcome is applied in settle / ft_rt_close. */
     rt->reuse_ok = !rt->framing.close && !rt->req_close && !t->cfg.disable_keep_alives
                    && rt->status != 101;
+    if (rt->status == 101 && is_protocol_switch(rt)) {
+        /* the body is the connection itself, both ways (Go's
+         * readWriteCloserBody), buffered bytes first */
+        rt->upgraded = 1;
+        rt->framing.kind = FT_BODY_CLOSE;
+    }
     if (rt->wstate == WS_WAIT100) {
         /* a final response while the body waits for 100 Continue (Go's
          * waitForContinue): the body is skipped if either side says close,
@@ -808,6 +851,14 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
             int r = run_until_head(t, rt, slice_end);
             if (r != FT_R_DONE)
                 return r;   /* FT_R_AGAIN, FT_R_FAIL or FT_R_NEED_BODY */
+            if (rt->upgraded) {
+                /* off the transport's books for good; the rest of a request
+                 * body, if any, is not sent */
+                if (write_pending(rt))
+                    write_end(t, rt, WS_SKIP);
+                ft_conn_detach(t, rt->conn);
+                __atomic_store_n(&rt->wake_tag, 0, __ATOMIC_RELEASE);
+            }
             if (rt->framing.kind != FT_BODY_NONE) {
                 rt->phase = RS_BODY;
                 return FT_R_DONE;
@@ -949,8 +1000,8 @@ static ssize_t read_close_delimited(ft_transport *t, ft_rt *rt, char *dst, size_
         ssize_t r = body_recv(t, rt, dst, n);
         if (r > 0)
             return r;
-        if (r == 0)
-            return settle(t, rt, slice_end);   /* EOF (0) once settled */
+        if (r == 0)   /* EOF (0) once settled; an upgraded stream may still write */
+            return rt->upgraded ? 0 : settle(t, rt, slice_end);
         if (r == FT_R_FAIL)
             return r;
         int w = body_wait(t, rt, slice_end);
@@ -1100,6 +1151,36 @@ ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms
         return read_close_delimited(t, rt, dst, n, slice_end);
     default:
         return settle(t, rt, slice_end);
+    }
+}
+
+ssize_t ft_rt_write(ft_transport *t, ft_rt *rt, const char *src, size_t n, int slice_ms)
+{
+    if (!rt->upgraded || rt->phase != RS_BODY || !rt->conn) {
+        if (rt->phase == RS_BODY || rt->phase == RS_EOF || rt->phase == PH_CLOSED)
+            set_err(rt, FT_E_PROTOCOL, "http: write on a response body that is not writable");
+        return FT_R_FAIL;
+    }
+    if (interrupted(t, rt))
+        return FT_R_FAIL;
+    int64_t slice_end = ft_now_ns() + (int64_t)slice_ms * 1000000LL;
+    ft_conn *c = rt->conn;
+    for (;;) {
+        struct iovec iov = { (void *)src, n };
+        ssize_t w = send_pieces(c, &iov, 1);
+        if (w > 0)
+            return w;
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            char ebuf[160];
+            return fail(t, rt, FT_E_PROTOCOL, "write: %s", ft_errstr(errno, ebuf, sizeof ebuf));
+        }
+        int64_t now = ft_now_ns();
+        if (now >= slice_end)
+            return FT_R_AGAIN;
+        ft_wait_fd(c->fd, c->want_write || !c->ssl ? POLLOUT : POLLIN | POLLOUT,
+                   ft_ms_until(slice_end, now, -1));
+        if (interrupted(t, rt))
+            return FT_R_FAIL;
     }
 }
 

@@ -220,6 +220,8 @@ typedef struct ft_rt {
     int reuse_ok;              /* may the connection be pooled at EOF */
     int conn_reused;           /* the connection had served a request before */
     int got_response_bytes;    /* any byte of the response was read */
+    int upgraded;              /* 101 Switching Protocols: a read/write stream
+                                  on a connection off the transport's books */
     char *head_copy;           /* head bytes (points at head_inline or heap) */
     size_t head_copy_len;
     ft_header *hdrs;           /* offsets into head_copy */
@@ -274,6 +276,9 @@ void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more);
  * rt->body_fd as well as the socket, and returns FT_R_NEED_BODY when it is
  * readable (the response head may arrive first). */
 void ft_rt_wait_body(ft_rt *rt);
+/* Write to an upgraded (101) stream: bytes written (>0), FT_R_AGAIN after
+ * slice_ms with nothing written, FT_R_FAIL. */
+ssize_t ft_rt_write(ft_transport *t, ft_rt *rt, const char *src, size_t n, int slice_ms);
 /* Is the write loop still live (head or body left to send on a connection
  * the exchange holds)? */
 int ft_rt_writing(const ft_rt *rt);
@@ -355,6 +360,8 @@ void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok);
 void ft_pool_put(ft_transport *t, ft_conn *c);
 void ft_pool_start_drain(ft_transport *t, ft_conn *c);  /* active -> engine drain */
 void ft_conn_destroy(ft_transport *t, ft_conn *c);
+void ft_conn_detach(ft_transport *t, ft_conn *c);   /* 101: off the books, socket kept */
+void ft_conn_close_detached(ft_conn *c);
 int ft_conn_ensure_buf(ft_transport *t, ft_conn *c);
 void ft_pool_unlink_idle_locked(ft_transport *t, ft_conn *c);
 void ft_conn_release_buf_locked(ft_transport *t, ft_conn *c);

@@ -627,9 +627,8 @@ void ft_pool_put(ft_transport *t, ft_conn *c)
         ft_conn_destroy(t, evict);
 }
 
-/* Close a connection the caller owns (any state but idle-in-list) and free
- * it. Releases its slot and per-host count. */
-void ft_conn_destroy(ft_transport *t, ft_conn *c)
+/* Leave the engine's watch and the drain list: the caller alone holds c. */
+static void conn_unwatch(ft_transport *t, ft_conn *c)
 {
     if (c->registered)
         ft_engine_unwatch(c->engine, c);
@@ -646,28 +645,66 @@ void ft_conn_destroy(ft_transport *t, ft_conn *c)
     }
     set_state_locked(t, c, FT_CS_CLOSING);
     pthread_mutex_unlock(&t->mu);
-    /* The socket is closed before its per-host slot is given to a waiter
-     * (Go: closeLocked, then decConnsPerHost), so the host never sees more
-     * than max_conns_per_host connections, even for an instant. */
-    if (c->ssl) {
-        ft_tls_close(c->ssl);
-        c->ssl = NULL;
-    }
-    if (c->fd >= 0)
-        close(c->fd);
+}
+
+/* Strike c from the books: its slot, its per-host count (the first waiter
+ * for a slot gets it), the counters; its buffer too unless keep_buf. */
+static void conn_forget(ft_transport *t, ft_conn *c, int keep_buf)
+{
     pthread_mutex_lock(&t->mu);
     t->slots[c->slot] = NULL;
     t->slot_gen[c->slot]++;
     t->free_slots[t->nfree_slots++] = c->slot;
     ft_hostpool *hp = c->hp;
+    c->hp = NULL;
     hp->nconns--;
     grant_slot_locked(t, hp);
     host_maybe_free_locked(t, hp);
     t->st.open_conns--;
     t->st.read_loops--;
     t->st.closed_conns++;
-    ft_conn_release_buf_locked(t, c);
+    if (!keep_buf)
+        ft_conn_release_buf_locked(t, c);
     pthread_mutex_unlock(&t->mu);
+}
+
+static void conn_close_socket(ft_conn *c)
+{
+    if (c->ssl) {
+        ft_tls_close(c->ssl);
+        c->ssl = NULL;
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+/* Close a connection the caller owns (any state but idle-in-list) and free
+ * it. Releases its slot and per-host count. */
+void ft_conn_destroy(ft_transport *t, ft_conn *c)
+{
+    conn_unwatch(t, c);
+    /* The socket is closed before its per-host slot is given to a waiter
+     * (Go: closeLocked, then decConnsPerHost), so the host never sees more
+     * than max_conns_per_host connections, even for an instant. */
+    conn_close_socket(c);
+    conn_forget(t, c, 0);
+    free(c);
+}
+
+/* A 101 Switching Protocols: the transport drops c from its books for good
+ * (Go's hijacked persistConn); the caller keeps the socket, TLS session and
+ * buffer, and ends them with ft_conn_close_detached. */
+void ft_conn_detach(ft_transport *t, ft_conn *c)
+{
+    conn_unwatch(t, c);
+    conn_forget(t, c, 1);
+}
+
+void ft_conn_close_detached(ft_conn *c)
+{
+    conn_close_socket(c);
+    free(c->buf);
     free(c);
 }
 

@@ -143,9 +143,12 @@ def test_early_answer_with_the_upload_still_going(scripted_server, tmp_path, kin
         assert (r.status_code, r.content) == (status, text)
         assert took < 10, f"the early answer took {took:.1f} s"
         st = client.transport.stats()
-        # the upload did not finish: the connection is not reused
-        assert (st.write_loops, st.active_conns, st.idle_conns) == (0, 0, 0)
-        assert st.open_conns == 0
+        assert (st.write_loops, st.active_conns, st.draining_conns) == (0, 0, 0)
+        if not read_on:
+            # the upload could not finish: the connection is not reused
+            assert st.open_conns == 0
+        # (a server that reads on lets the write finish: Go reuses the
+        # connection if that happens within 50 ms of the response)
     if hasattr(body, "close"):
         body.close()
 

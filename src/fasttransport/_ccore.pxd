@@ -83,6 +83,7 @@ cdef extern from "core.h" nogil:
         int reuse_ok
         int conn_reused
         int got_response_bytes
+        int upgraded
         char *head_copy
         size_t head_copy_len
         ft_header *hdrs
@@ -108,6 +109,7 @@ cdef extern from "core.h" nogil:
     ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
     void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more)
     void ft_rt_wait_body(ft_rt *rt)
+    ssize_t ft_rt_write(ft_transport *t, ft_rt *rt, const char *src, size_t n, int slice_ms)
     int ft_rt_writing(const ft_rt *rt)
     void ft_rt_interrupt(ft_transport *t, ft_rt *rt, int why)
     void ft_rt_close(ft_transport *t, ft_rt *rt)

@@ -286,10 +286,10 @@ cdef class Exchange:
 
     # ---- ownership: one thread runs the exchange; others only ask --------
 
-    cdef int _enter(self) except -1:
+    cdef int _enter(self, str what="read") except -1:
         """This thread becomes the exchange's owner for one native call."""
         if self._busy:
-            raise RuntimeError("response body read from two threads at once")
+            raise RuntimeError(f"response body {what} from two threads at once")
         self._busy = True
         if self.cancel is not None:
             (<CancelToken>self.cancel)._live.add(self)
@@ -662,6 +662,32 @@ cdef class Exchange:
             return
         ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, why.encode())
         self._detach_pump()
+
+    @property
+    def upgraded(self):
+        """101 Switching Protocols: the body is the connection, both ways."""
+        return bool(self.rt.upgraded)
+
+    def write(self, data):
+        """Send all of data on an upgraded (101) stream; GIL released."""
+        cdef const unsigned char[::1] view = data
+        cdef Py_ssize_t off = 0, n = view.shape[0]
+        cdef ssize_t w
+        self._enter("used")
+        try:
+            while off < n:
+                with nogil:
+                    w = ft_rt_write(self.tr.t, &self.rt, <const char *>&view[off], n - off,
+                                    SLICE_MS)
+                if w > 0:
+                    off += w
+                elif w == FT_R_FAIL:
+                    self._raise()
+                else:
+                    self._check_between_slices()
+        finally:
+            self._leave()
+        return n
 
     @property
     def writing(self):

@@ -248,7 +248,7 @@ class Client:
         if resp.status_code in _REDIRECTS and (
                 self.follow_redirects if follow_redirects is None else follow_redirects):
             resp = self._follow(req, orig_headers, resp, deadline, cancel)
-        if not stream:
+        if not stream and not resp._x.upgraded:
             try:
                 _ = resp.content   # read and kept: the connection is recycled
             except BaseException:

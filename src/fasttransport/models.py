@@ -992,7 +992,14 @@ class Response:
 
 
 class ResponseBody(io.RawIOBase):
-    """The response body as a readable binary file object."""
+    """The response body as a readable binary file object.
+
+    After ``101 Switching Protocols`` (with ``Upgrade`` and ``Connection:
+    upgrade``) it is the connection itself, both ways, as in Go: ``read()``
+    returns what the server sends (bytes that came with the response head
+    first), ``write()`` sends, ``close()`` closes the connection. The
+    connection has left the transport's pool for good. One thread at a time
+    may use it."""
 
     def __init__(self, response: Response) -> None:
         super().__init__()
@@ -1000,6 +1007,17 @@ class ResponseBody(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def writable(self) -> bool:
+        return bool(self._r._x.upgraded)
+
+    def write(self, b: Any) -> int:
+        if self.closed:
+            raise ValueError("write to closed file")
+        if not self._r._x.upgraded:
+            raise io.UnsupportedOperation("write: only the body of a 101 Switching Protocols "
+                                          "response is writable")
+        return self._r._x.write(bytes(b) if not isinstance(b, bytes) else b)
 
     def read(self, n: int = -1) -> bytes:
         if self.closed:
