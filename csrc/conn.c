@@ -54,6 +54,7 @@ void ft_rt_init(ft_rt *rt)
     rt->hdrs_cap = sizeof rt->hdr_inline / sizeof rt->hdr_inline[0];
     rt->framing.content_length = -1;
     rt->body_fd = -1;
+    rt->body_file = -1;
 }
 
 int ft_rt_at_eof(const ft_rt *rt)
@@ -183,7 +184,46 @@ void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
  * waitForContinue); a streamed body arrives segment by segment from the
  * caller (WS_NEED: FT_R_NEED_BODY). It ends written (WS_DONE), skipped
  * (WS_SKIP: the response said close before the body went) or failed. */
-enum { WL_BLOCKED = 0, WL_DONE, WL_ERR, WL_NEED, WL_WAIT100 };
+enum { WL_BLOCKED = 0, WL_DONE, WL_ERR, WL_NEED, WL_WAIT100, WL_FAIL };
+
+#define STAGE_SIZE 65536
+
+/* A file body: the next piece into the stage once the last one is sent.
+ * 0, or -1 when the exchange failed (the file could not be read, or it
+ * holds fewer or more bytes than its declared length: Go's texts). */
+static int refill_from_file(ft_transport *t, ft_rt *rt)
+{
+    if (rt->body_file < 0 || rt->body_off < rt->body_len || rt->file_left == 0)
+        return 0;
+    if (!rt->stage && !(rt->stage = malloc(STAGE_SIZE))) {
+        fail(t, rt, FT_E_NOMEM, "out of memory");
+        return -1;
+    }
+    size_t want = rt->file_left < STAGE_SIZE ? (size_t)rt->file_left : STAGE_SIZE;
+    ssize_t got;
+    do {
+        got = pread(rt->body_file, rt->stage, want, (off_t)rt->file_off);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        char ebuf[160];
+        fail(t, rt, FT_E_BODY, "read request body: %s", ft_errstr(errno, ebuf, sizeof ebuf));
+        return -1;
+    }
+    rt->file_off += (uint64_t)got;
+    rt->file_left -= (uint64_t)got;
+    char extra;
+    if (got == 0 || (rt->file_left == 0 && pread(rt->body_file, &extra, 1, (off_t)rt->file_off) > 0)) {
+        /* the file shrank or grew since its size was taken */
+        fail(t, rt, FT_E_BODY, "http: ContentLength=%llu with Body length %llu",
+             (unsigned long long)rt->file_len,
+             (unsigned long long)(rt->file_len - rt->file_left + (got ? 1 : 0)));
+        return -1;
+    }
+    rt->body = rt->stage;
+    rt->body_len = (size_t)got;
+    rt->body_off = 0;
+    return 0;
+}
 
 /* Has the write loop bytes it could send now? */
 static int writing(const ft_rt *rt)
@@ -296,11 +336,14 @@ static int write_step(ft_transport *t, ft_rt *rt)
     if (!writing(rt))
         return rt->wstate == WS_FAILED ? WL_ERR : WL_DONE;
     for (;;) {
+        if ((rt->wstate == WS_BODY || !rt->expect_continue) && refill_from_file(t, rt) != 0)
+            return WL_FAIL;
         struct iovec iov[2];
         int n = pieces(rt, iov);
         if (n == 0) {
             /* what was allowed is written: next state */
-            if (rt->wstate == WS_HEAD && rt->expect_continue && rt->body_len + rt->body_more > 0) {
+            if (rt->wstate == WS_HEAD && rt->expect_continue
+                && rt->body_len + rt->body_more + rt->file_left > 0) {
                 int64_t wait = t->cfg.expect_continue_timeout;
                 if (wait > 0) {
                     rt->wstate = WS_WAIT100;
@@ -370,11 +413,17 @@ static int wait_io(ft_transport *t, ft_rt *rt, int want_in, int64_t until, int *
     return p[0].revents;
 }
 
-/* The write loop wants the caller's next segment now: FT_R_NEED_BODY, or 0
- * when it already said so and waits for body_fd. */
-static int need_body(const ft_rt *rt)
+/* Advance the write loop by what the socket takes now: 0, FT_R_NEED_BODY
+ * (it wants the caller's next segment, and has not said so already while
+ * it waits for body_fd) or FT_R_FAIL (the exchange failed). */
+static int push_write(ft_transport *t, ft_rt *rt)
 {
-    return rt->wstate == WS_NEED && !rt->body_wait ? FT_R_NEED_BODY : 0;
+    int w = write_step(t, rt);
+    if (w == WL_FAIL)
+        return FT_R_FAIL;
+    if (w == WL_NEED && !rt->body_wait)
+        return FT_R_NEED_BODY;
+    return 0;
 }
 
 ssize_t ft_conn_recv(ft_conn *c, char *buf, size_t n, char *ebuf, size_t ecap)
@@ -581,9 +630,9 @@ static int settle(ft_transport *t, ft_rt *rt, int64_t slice_end)
         int64_t now = ft_now_ns();
         if (!rt->settle_until)
             rt->settle_until = now + WRITE_WAIT_NS;
-        int w = write_step(t, rt);
-        if (w == WL_NEED && need_body(rt))
-            return FT_R_NEED_BODY;
+        int w = push_write(t, rt);
+        if (w != 0)
+            return w;
         if (!write_pending(rt))
             break;
         now = ft_now_ns();
@@ -727,8 +776,9 @@ static int run_until_head(ft_transport *t, ft_rt *rt, int64_t slice_end)
     for (;;) {
         if (interrupted(t, rt))
             return FT_R_FAIL;
-        if (write_step(t, rt) == WL_NEED && need_body(rt))
-            return FT_R_NEED_BODY;
+        int w = push_write(t, rt);
+        if (w != 0)
+            return w;
         if (readable) {
             int r = read_head_step(t, rt);
             if (r == RL_FAIL)
@@ -891,8 +941,11 @@ static int body_wait(ft_transport *t, ft_rt *rt, int64_t slice_end)
     if (rt->deadline && now >= rt->deadline)
         return fail(t, rt, FT_E_READ_TIMEOUT,
                     "context deadline exceeded (Client.Timeout or context cancellation while reading body)");
-    if (write_pending(rt) && write_step(t, rt) == WL_NEED && need_body(rt))
-        return FT_R_NEED_BODY;
+    if (write_pending(rt)) {
+        int w = push_write(t, rt);
+        if (w != 0)
+            return w;
+    }
     if (now >= slice_end)
         return FT_R_AGAIN;
     int64_t until = slice_end;
@@ -1139,8 +1192,11 @@ ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms
         return fail(t, rt, FT_E_READ_TIMEOUT,
                     "context deadline exceeded (Client.Timeout or context cancellation while reading body)");
     /* keep the request body flowing while the response is read */
-    if (writing(rt) && write_step(t, rt) == WL_NEED && need_body(rt))
-        return FT_R_NEED_BODY;
+    if (writing(rt)) {
+        int w = push_write(t, rt);
+        if (w != 0)
+            return w;
+    }
     int64_t slice_end = now + (int64_t)slice_ms * 1000000LL;
     switch (rt->framing.kind) {
     case FT_BODY_LENGTH:
@@ -1241,5 +1297,7 @@ void ft_rt_free(ft_rt *rt)
     rt->trailer = NULL;
     free(rt->thdrs);
     rt->thdrs = NULL;
+    free(rt->stage);
+    rt->stage = NULL;
     ft_want_free(&rt->want);
 }

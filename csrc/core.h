@@ -89,6 +89,7 @@ enum {
     FT_E_NOMEM,
     FT_E_POOL_TIMEOUT,     /* deadline passed waiting for a max_conns_per_host slot */
     FT_E_TLS,              /* handshake or certificate failure */
+    FT_E_BODY,             /* the request body's source failed or lied about its length */
 };
 
 /* Connection states (ft_conn.state). */
@@ -194,6 +195,10 @@ typedef struct ft_rt {
     int64_t deadline;          /* absolute ns for the whole exchange, 0 = none */
     int body_fd;               /* -1, or an fd that becomes readable when the
                                   next body segment is ready (see FT_R_NEED_BODY) */
+    int body_file;             /* -1, or a regular file the body is read from
+                                  (pread, no Python): file_left bytes from
+                                  file_off; the caller keeps it open */
+    uint64_t file_off, file_left, file_len;
 
     /* --- progress (the owner's) --- */
     int phase;                 /* connection, then read loop state; private */
@@ -205,6 +210,7 @@ typedef struct ft_rt {
     int write_errno;           /* why the write loop failed (0 = it did not) */
     size_t head_off, body_off; /* progress in head and in the current segment */
     size_t nwritten;           /* bytes of this request written, in all */
+    char *stage;               /* file bytes read but not sent yet (heap) */
     int64_t continue_deadline; /* waiting for 100 Continue until then */
     int64_t settle_until;      /* response complete: the write may finish until then */
     int64_t header_deadline;

@@ -4,6 +4,7 @@ bodies streamed segment by segment from an iterator."""
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 
@@ -173,6 +174,68 @@ def test_file_shorter_than_its_size(http_server):
         with pytest.raises(ft.TransportError, match="ContentLength=10 with Body length 3"):
             t.round_trip(req)
         assert t.stats().open_conns == 0
+
+
+def _upload_then_resize(conn_action):
+    """A handler that reads the head, lets the test change the file, then
+    takes what comes until the client goes away."""
+    def handler(conn):
+        req = conn.read_request(body=False)
+        if req is None:
+            return
+        conn_action.wait(5)
+        while conn.recv_raw(timeout=5):
+            pass
+
+    return handler
+
+
+@pytest.mark.parametrize("change", ["truncate", "grow"])
+def test_plain_file_changing_size_while_sent_fails_with_gos_text(scripted_server, tmp_path,
+                                                                 change):
+    # a plain binary file is read by the native write loop (pread): a size
+    # that no longer matches ends the exchange with Go's message
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"a" * (32 << 20))
+    go = threading.Event()
+    srv = scripted_server(_upload_then_resize(go))
+    with ft.Transport() as t, open(path, "rb") as f:
+        def resize():
+            with open(path, "r+b") as w:
+                if change == "truncate":
+                    w.truncate(30 << 20)
+                else:
+                    w.seek(0, io.SEEK_END)
+                    w.write(b"b" * 100)
+            go.set()
+
+        req = ft.Request("PUT", srv.url("/"), content=f)
+        timer = threading.Timer(0.05, resize)
+        timer.start()
+        with pytest.raises(ft.TransportError, match=r"ContentLength=33554432 with Body "
+                                                    r"length (\d+)") as ei:
+            t.round_trip(req)
+        timer.join()
+        sent = int(str(ei.value).rsplit(" ", 1)[1])
+        assert sent == (30 << 20 if change == "truncate" else (32 << 20) + 1)
+        assert 'Put "http://127.0.0.1' in str(ei.value)
+        assert t.stats().open_conns == 0
+
+
+def test_plain_file_is_sent_from_its_position_and_left_there(http_server, tmp_path):
+    path = tmp_path / "f.bin"
+    data = os.urandom(300_000)
+    path.write_bytes(data)
+    with ft.Client() as c, open(path, "rb") as f:
+        f.seek(1000)
+        def sent(r):
+            return r.json()["body"].encode("latin-1")
+
+        r = c.post(http_server.url("/echo"), content=f)
+        assert sent(r) == data[1000:]
+        assert f.tell() == 1000                  # read with pread: position untouched
+        # sent again (a retry or a redirect would do the same) from the same place
+        assert sent(c.post(http_server.url("/echo"), content=f)) == data[1000:]
 
 
 HOLD = 5.0   # how long a held body source waits for the server before failing the test

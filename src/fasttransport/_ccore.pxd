@@ -54,6 +54,7 @@ cdef extern from "core.h" nogil:
         FT_E_NOMEM
         FT_E_POOL_TIMEOUT
         FT_E_TLS
+        FT_E_BODY
 
     ctypedef struct ft_transport:
         pass
@@ -76,6 +77,8 @@ cdef extern from "core.h" nogil:
         int req_close
         int64_t deadline
         int body_fd
+        int body_file
+        uint64_t file_off, file_left, file_len
         size_t nwritten
         int status, vmajor, vminor
         unsigned int reason_off, reason_len

@@ -67,6 +67,7 @@ cdef dict _EXC = {
     FT_E_CLOSED: _errors.TransportError,
     FT_E_POOL_TIMEOUT: _errors.PoolTimeout,
     FT_E_TLS: _errors.TLSError,
+    FT_E_BODY: _errors.TransportError,
 }
 
 
@@ -267,7 +268,8 @@ cdef class Exchange:
     Python objects it borrows bytes from. Not for concurrent use."""
     cdef ft_rt rt
     cdef CoreTransport tr
-    cdef bytes _head, _body, _key, _host
+    cdef bytes _head, _key, _host
+    cdef object _body
     cdef readonly str op, url
     cdef readonly object cancel
     cdef bint _busy, _close_pending
@@ -380,6 +382,13 @@ cdef class Exchange:
             self._body = body
             self.rt.body = <bytes>body
             self.rt.body_len = len(<bytes>body)
+        elif hasattr(body, "pread_source"):
+            # a plain file: the write loop reads it itself (pread)
+            fd, offset, flen = body.pread_source
+            self._body = body
+            self.rt.body_file = fd
+            self.rt.file_off = offset
+            self.rt.file_left = self.rt.file_len = flen
         elif body is not None:
             self._stream = iter(body)
             self._use_pump = pump

@@ -284,6 +284,30 @@ class _BodyStream:
         return self._make()
 
 
+class _FileSource(_BodyStream):
+    """A regular file opened in binary mode (what ``open(path, "rb")``
+    returns): the native write loop reads it itself with pread(2) from
+    ``start`` - no Python per piece, and the file's own position is left
+    alone - so each send starts again from ``start``. Iterating it reads it
+    in Python, as any other stream."""
+
+    __slots__ = ("file", "start")
+
+    def __init__(self, f: Any, start: int, length: int) -> None:
+        def pieces() -> Iterator[bytes]:
+            f.seek(start)
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                yield chunk
+        super().__init__(pieces, length)
+        self.file = f
+        self.start = start
+
+    @property
+    def pread_source(self) -> Tuple[int, int, int]:
+        """(fd, offset, length) for the native write loop."""
+        return self.file.fileno(), self.start, self.length
+
+
 def _as_bytes(chunk: Any) -> bytes:
     if isinstance(chunk, bytes):
         return chunk
@@ -318,6 +342,13 @@ def _file_size(f: Any) -> int:
     return max(end - pos, 0)
 
 
+def _is_regular(f: Any) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
 def _seekable(f: Any) -> bool:
     try:
         return bool(f.seekable())
@@ -327,7 +358,8 @@ def _seekable(f: Any) -> bool:
 
 def _file_body(f: Any) -> Tuple[Any, bool, bool]:
     """(stream, chunked, one_shot) for a file object, read in 64 KiB pieces
-    as the write loop sends them. A binary file of known size is sent with
+    as the write loop sends them (a plain binary file by the native write
+    loop itself, see _FileSource). A binary file of known size is sent with
     that Content-Length (a file that then yields a different number of bytes
     fails the exchange with Go's ``http: ContentLength=N with Body length
     M``); text files and files of unknown size are sent chunked. A file that
@@ -337,6 +369,10 @@ def _file_body(f: Any) -> Tuple[Any, bool, bool]:
     start = None if one_shot else f.tell()
     text = isinstance(f, io.TextIOBase)
     end = "" if text else b""
+    if type(f) in (io.BufferedReader, io.FileIO) and start is not None:
+        size = _file_size(f)
+        if size >= 0 and _is_regular(f):
+            return _FileSource(f, start, size), False, False
 
     def pieces() -> Iterator[bytes]:
         if start is not None:
