@@ -6,6 +6,7 @@ the URL and the encoding, and the client keeps working."""
 from __future__ import annotations
 
 import gzip
+import threading
 import zlib
 
 import pytest
@@ -248,3 +249,34 @@ def test_streamed_requested_coding(client, scripted_server):
     with client.stream("GET", srv.url("/"), headers={"Accept-Encoding": "zstd"}) as r:
         got = b"".join(r.iter_bytes())
     assert got == PAYLOAD and srv.accepted == 1
+
+
+def test_decoded_body_shared_between_threads_is_refused_not_corrupted(scripted_server):
+    # decoded bytes are handed out in Python: a second reader is refused
+    # while the first is blocked inside a read, and the first gets it all
+    wire = gzip.compress(PAYLOAD, 1)
+    half = len(wire) // 2
+    release = threading.Event()
+
+    def handler(conn):
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+                  % len(wire) + wire[:half])
+        assert release.wait(5)
+        conn.send(wire[half:])
+        conn.read_request()
+
+    srv = scripted_server(handler)
+    with ft.Client() as c:
+        with c.stream("GET", srv.url("/")) as r:
+            first = r.read(1)
+            got = []
+            reader = threading.Thread(target=lambda: got.append(r.read()))
+            reader.start()
+            # the reader is blocked in read() (it needs the withheld half)
+            srv.wait_for(lambda: not reader.is_alive() or r._rlock.locked())
+            with pytest.raises(RuntimeError, match="read from two threads at once"):
+                r.read(10)
+            release.set()
+            reader.join(5)
+            assert first + got[0] == PAYLOAD

@@ -14,6 +14,7 @@ import json as _json
 import mimetypes
 import os
 import stat
+import threading
 import warnings
 import zlib
 from functools import lru_cache
@@ -838,7 +839,7 @@ class Response:
 
     __slots__ = ("status_code", "reason", "http_version", "request", "url", "history",
                  "_x", "_headers", "_trailers", "_content", "_closed", "_stream",
-                 "_decoder", "_elapsed", "_body", "_transport", "__weakref__")
+                 "_decoder", "_elapsed", "_body", "_transport", "_rlock", "__weakref__")
 
     def __init__(self, x: Any, request: Request, *, gzip: bool, elapsed: float,
                  stream: bool, transport: Any = None) -> None:
@@ -862,6 +863,8 @@ class Response:
             dec = _pick_decoder(x, self.headers, request, gzip)
             if dec is not None:
                 self._decoder = dec
+                # decoded bytes are handed out in Python: one reader at a time
+                self._rlock = threading.Lock()
                 del self._headers["Content-Encoding"]
                 if "Content-Length" in self._headers:
                     del self._headers["Content-Length"]
@@ -920,7 +923,12 @@ class Response:
         dec = self._decoder
         if dec is None:
             return self._x.read(n)
-        return dec.read(self._x, n)
+        if not self._rlock.acquire(blocking=False):
+            raise RuntimeError("response body read from two threads at once")
+        try:
+            return dec.read(self._x, n)
+        finally:
+            self._rlock.release()
 
     @property
     def content(self) -> bytes:
