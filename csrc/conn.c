@@ -188,17 +188,31 @@ enum { WL_BLOCKED = 0, WL_DONE, WL_ERR, WL_NEED, WL_WAIT100, WL_FAIL };
 
 #define STAGE_SIZE 65536
 
+/* The body's source failed: the write loop ends; the owner fails the
+ * exchange with this (push_write), so that a write step never releases the
+ * connection itself. */
+static int body_failed(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int body_failed(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
+{
+    va_list ap;
+    rt->body_err_code = code;
+    va_start(ap, fmt);
+    vsnprintf(rt->body_err, sizeof rt->body_err, fmt, ap);
+    va_end(ap);
+    write_end(t, rt, WS_FAILED);
+    return -1;
+}
+
 /* A file body: the next piece into the stage once the last one is sent.
- * 0, or -1 when the exchange failed (the file could not be read, or it
- * holds fewer or more bytes than its declared length: Go's texts). */
+ * 0, or -1 when the file could not be read, or holds fewer or more bytes
+ * than its declared length (Go's texts). */
 static int refill_from_file(ft_transport *t, ft_rt *rt)
 {
     if (rt->body_file < 0 || rt->body_off < rt->body_len || rt->file_left == 0)
         return 0;
-    if (!rt->stage && !(rt->stage = malloc(STAGE_SIZE))) {
-        fail(t, rt, FT_E_NOMEM, "out of memory");
-        return -1;
-    }
+    if (!rt->stage && !(rt->stage = malloc(STAGE_SIZE)))
+        return body_failed(t, rt, FT_E_NOMEM, "out of memory");
     size_t want = rt->file_left < STAGE_SIZE ? (size_t)rt->file_left : STAGE_SIZE;
     ssize_t got;
     do {
@@ -206,19 +220,17 @@ static int refill_from_file(ft_transport *t, ft_rt *rt)
     } while (got < 0 && errno == EINTR);
     if (got < 0) {
         char ebuf[160];
-        fail(t, rt, FT_E_BODY, "read request body: %s", ft_errstr(errno, ebuf, sizeof ebuf));
-        return -1;
+        return body_failed(t, rt, FT_E_BODY, "read request body: %s",
+                           ft_errstr(errno, ebuf, sizeof ebuf));
     }
     rt->file_off += (uint64_t)got;
     rt->file_left -= (uint64_t)got;
     char extra;
-    if (got == 0 || (rt->file_left == 0 && pread(rt->body_file, &extra, 1, (off_t)rt->file_off) > 0)) {
+    if (got == 0 || (rt->file_left == 0 && pread(rt->body_file, &extra, 1, (off_t)rt->file_off) > 0))
         /* the file shrank or grew since its size was taken */
-        fail(t, rt, FT_E_BODY, "http: ContentLength=%llu with Body length %llu",
-             (unsigned long long)rt->file_len,
-             (unsigned long long)(rt->file_len - rt->file_left + (got ? 1 : 0)));
-        return -1;
-    }
+        return body_failed(t, rt, FT_E_BODY, "http: ContentLength=%llu with Body length %llu",
+                           (unsigned long long)rt->file_len,
+                           (unsigned long long)(rt->file_len - rt->file_left + (got ? 1 : 0)));
     rt->body = rt->stage;
     rt->body_len = (size_t)got;
     rt->body_off = 0;
@@ -334,7 +346,7 @@ static int write_step(ft_transport *t, ft_rt *rt)
     if (rt->wstate == WS_NEED)
         return WL_NEED;
     if (!writing(rt))
-        return rt->wstate == WS_FAILED ? WL_ERR : WL_DONE;
+        return rt->wstate != WS_FAILED ? WL_DONE : rt->body_err_code ? WL_FAIL : WL_ERR;
     for (;;) {
         if ((rt->wstate == WS_BODY || !rt->expect_continue) && refill_from_file(t, rt) != 0)
             return WL_FAIL;
@@ -420,7 +432,7 @@ static int push_write(ft_transport *t, ft_rt *rt)
 {
     int w = write_step(t, rt);
     if (w == WL_FAIL)
-        return FT_R_FAIL;
+        return fail(t, rt, rt->body_err_code, "%s", rt->body_err);
     if (w == WL_NEED && !rt->body_wait)
         return FT_R_NEED_BODY;
     return 0;
