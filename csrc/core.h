@@ -308,7 +308,7 @@ struct ft_transport {
 ft_conn *ft_pool_take_idle(ft_transport *t, const char *key);
 int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out);
 int ft_pool_wait(ft_transport *t, ft_want *w, int64_t until);
-ft_conn *ft_pool_cancel_want(ft_transport *t, ft_want *w);
+void ft_pool_cancel_want(ft_transport *t, ft_want *w);
 void ft_want_free(ft_want *w);
 void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok);
 void ft_pool_put(ft_transport *t, ft_conn *c);

@@ -485,9 +485,9 @@ int ft_pool_wait(ft_transport *t, ft_want *w, int64_t until)
 
 /* The request gives up (timeout, cancel, Ctrl-C). Go's wantConn.cancel: a
  * connection delivered meanwhile goes back to the pool. Its dial, if any,
- * goes on and its result is pooled. Returns 1 if it held a dial of its own
- * still in flight (for the error class). */
-ft_conn *ft_pool_cancel_want(ft_transport *t, ft_want *w)
+ * goes on and its result is pooled. (Whether it still had a dial of its own
+ * in flight is read from w->dial before calling, as fail_wait_timeout does.) */
+void ft_pool_cancel_want(ft_transport *t, ft_want *w)
 {
     ft_conn *c = NULL;
     pthread_mutex_lock(&t->mu);
@@ -498,7 +498,6 @@ ft_conn *ft_pool_cancel_want(ft_transport *t, ft_want *w)
     pthread_mutex_unlock(&t->mu);
     if (c)
         ft_pool_put(t, c);
-    return NULL;
 }
 
 void ft_want_free(ft_want *w)
