@@ -614,13 +614,6 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
 
 /* ---------------------------------------------------------------- body */
 
-size_t ft_rt_buffered(const ft_rt *rt)
-{
-    if (rt->phase != PH_BODY || !rt->conn)
-        return 0;
-    return rt->conn->wpos - rt->conn->rpos;
-}
-
 /* Wait until the connection is readable. FT_R_DONE when it is, FT_R_AGAIN at
  * the slice end, FT_R_FAIL on the deadline. */
 static int body_wait(ft_transport *t, ft_rt *rt, int64_t slice_end)

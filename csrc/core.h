@@ -242,8 +242,6 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms);
 ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms);
 /* The next body segment after FT_R_NEED_BODY (more = 0: the last one). */
 void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more);
-/* Body bytes available without blocking (buffered), for sizing reads. */
-size_t ft_rt_buffered(const ft_rt *rt);
 /* The caller is done with the body before EOF: drain a small known
  * remainder (now, or on the engine) and pool, else close. Idempotent. */
 void ft_rt_close(ft_transport *t, ft_rt *rt);

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #define FT_ENGINE_STACK (256 * 1024)
-#define FT_DRAIN_WINDOW_NS (50 * 1000000LL)
 
 static uint64_t conn_tag(const ft_conn *c)
 {

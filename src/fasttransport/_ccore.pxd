@@ -102,7 +102,6 @@ cdef extern from "core.h" nogil:
     void ft_rt_init(ft_rt *rt)
     int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
     ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
-    size_t ft_rt_buffered(const ft_rt *rt)
     void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more)
     void ft_rt_close(ft_transport *t, ft_rt *rt)
     void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
