@@ -141,6 +141,7 @@ struct ft_conn {
     SSL *ssl;                  /* TLS session, NULL for plain TCP */
     int want_write;            /* TLS: the last read/write needs writability */
     int reused;                /* has completed an exchange before (Go: isReused) */
+    int given;                 /* has been given to a request (reused_conns); under mu */
     /* read buffer: unread bytes are buf[rpos..wpos) */
     char *buf;
     size_t cap, rpos, wpos;

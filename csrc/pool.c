@@ -148,6 +148,18 @@ void ft_conn_release_buf_locked(ft_transport *t, ft_conn *c)
     c->cap = c->rpos = c->wpos = 0;
 }
 
+/* A request gets c: taken idle, handed over, or dialed for it. It counts as
+ * a reuse when c was given to a request before (Go: a reused persistConn), so
+ * that dials + reused_conns == requests when every request got a connection
+ * and every dialed connection served one. */
+static void give_locked(ft_transport *t, ft_conn *c)
+{
+    set_state_locked(t, c, FT_CS_ACTIVE);
+    if (c->given)
+        t->st.reused_conns++;
+    c->given = 1;
+}
+
 /* ---------------------------------------------------------------- idle lists */
 
 static void idle_link_locked(ft_transport *t, ft_conn *c)
@@ -263,8 +275,7 @@ static ft_conn *take_idle_locked(ft_transport *t, ft_hostpool *hp, ft_conn **exp
             *expired = c;
             continue;
         }
-        set_state_locked(t, c, FT_CS_ACTIVE);
-        t->st.reused_conns++;
+        give_locked(t, c);
         return c;
     }
     return NULL;
@@ -345,7 +356,7 @@ static void want_finish_locked(ft_transport *t, ft_want *w, int may_free)
 /* Go's wantConn.tryDeliver: the first delivery wins. */
 static void deliver_conn_locked(ft_transport *t, ft_want *w, ft_conn *c)
 {
-    set_state_locked(t, c, FT_CS_ACTIVE);
+    give_locked(t, c);
     w->conn = c;
     want_finish_locked(t, w, 0);   /* c keeps hp alive */
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from servers import CLOSE, free_port, per_connection, response
@@ -215,6 +216,24 @@ def test_max_conns_per_host_bounds_connections(http_server):
         assert http_server.max_concurrent <= 2
         assert t.stats().requests == 200
         assert t.host_stats()[http_server.base_url]["conns"] <= 2
+
+
+def test_reused_conns_counts_hand_offs(http_server):
+    # A connection handed straight to a waiting request is reused as much as
+    # one taken idle: each connection's first request is its dial's, every
+    # later one a reuse, so dials + reused_conns == requests when every dialed
+    # connection served (a dial whose requester was served first may not).
+    n = 320
+    with ft.Transport(max_conns_per_host=2) as t, ThreadPoolExecutor(8) as pool:
+        c = ft.Client(transport=t)
+        bodies = list(pool.map(lambda _: c.get(http_server.url("/")).content, range(n)))
+        assert bodies == [b"hello"] * n
+        s = t.stats()
+        served = len({idx for idx, _ in http_server.requests})
+        assert s.requests == n
+        assert s.dials == http_server.accepted <= 2 and served <= s.dials
+        assert s.reused_conns == s.requests - served
+        assert s.dials + s.reused_conns == s.requests + (s.dials - served)
 
 
 def test_unclosed_body_keeps_its_slot_pool_timeout(http_server):
