@@ -105,6 +105,13 @@ static int64_t *state_counter(ft_transport *t, int state)
     }
 }
 
+/* A connection's read loop is live while it is open and past dialing: idle
+ * (watched by its engine), in use, or draining. */
+static int has_read_loop(int state)
+{
+    return state == FT_CS_IDLE || state == FT_CS_ACTIVE || state == FT_CS_DRAINING;
+}
+
 static void set_state_locked(ft_transport *t, ft_conn *c, int state)
 {
     int64_t *old = state_counter(t, c->state), *nw = state_counter(t, state);
@@ -112,6 +119,7 @@ static void set_state_locked(ft_transport *t, ft_conn *c, int state)
         (*old)--;
     if (nw)
         (*nw)++;
+    t->st.read_loops += has_read_loop(state) - has_read_loop(c->state);
     c->state = state;
 }
 
@@ -252,7 +260,6 @@ ft_conn *ft_conn_new_locked(ft_transport *t, ft_hostpool *hp)
     c->state = 0;
     set_state_locked(t, c, FT_CS_DIALING);
     t->st.open_conns++;
-    t->st.read_loops++;
     t->st.write_loops++;
     t->st.dials++;
     return c;
@@ -673,7 +680,6 @@ void ft_conn_destroy(ft_transport *t, ft_conn *c)
     grant_slot_locked(t, hp);
     host_maybe_free_locked(t, hp);
     t->st.open_conns--;
-    t->st.read_loops--;
     t->st.write_loops--;
     t->st.closed_conns++;
     ft_conn_release_buf_locked(t, c);

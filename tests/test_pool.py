@@ -183,6 +183,26 @@ def test_cancelled_wait_leaves_its_dial_running(stalled):
         assert t.stats().open_conns == 0
 
 
+def test_read_loops_count_connections_past_dialing(stalled):
+    # A connection still dialing has no read loop yet; idle, in use and
+    # draining ones have one each.
+    with ft.Transport(dial_timeout=5.0) as t:
+        a = t.round_trip(ft.Request("GET", stalled.url("/a")))
+        s = t.stats()
+        assert s.open_conns == s.active_conns == s.read_loops == 1
+        stalled.fill_accept_queue()
+        with pytest.raises(ft.ConnectTimeout):
+            ft.Client(transport=t).get(stalled.url("/x"), timeout=0.2)
+        s = t.stats()
+        assert s.open_conns == 2 and s.dialing_conns == 1 and s.read_loops == 1
+        assert a.read() == b"ok"
+        s = t.stats()
+        assert s.idle_conns == 1 and s.dialing_conns == 1 and s.read_loops == 1
+        t.close_idle_connections()      # closes the idle one, aborts the dial
+        assert wait_until(lambda: t.stats().open_conns == 0)
+        assert t.stats().read_loops == 0
+
+
 def test_dial_error_reaches_the_waiter():
     port = free_port()
     with ft.Transport() as t:

@@ -34,8 +34,9 @@ class TransportStats:
     """Live counts of a Transport (a snapshot).
 
     open_conns = idle_conns + active_conns + draining_conns + dialing_conns.
-    read_loops and write_loops count the live per-connection loop state
-    machines (one of each per open connection); io_threads the native engine
+    read_loops counts the connections whose read loop is live (open and past
+    dialing: idle and watched, in use, or draining), write_loops the write
+    loops (one per open connection); io_threads the native engine
     threads that run them when no caller does; waiting_requests the requests
     waiting for a connection; reused_conns the requests that got a connection
     an earlier request had (taken idle or handed over), so dials +
