@@ -311,11 +311,21 @@ void ft_pool_cancel_want(ft_transport *t, ft_want *w);
 void ft_want_free(ft_want *w);
 void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok);
 void ft_pool_put(ft_transport *t, ft_conn *c);
-void ft_pool_start_drain(ft_transport *t, ft_conn *c);  /* active -> engine drain */
 void ft_conn_destroy(ft_transport *t, ft_conn *c);
 int ft_conn_ensure_buf(ft_transport *t, ft_conn *c);
 void ft_pool_unlink_idle_locked(ft_transport *t, ft_conn *c);
 void ft_conn_release_buf_locked(ft_transport *t, ft_conn *c);
+void ft_conn_set_state_locked(ft_transport *t, ft_conn *c, int state);  /* FT_CS_* */
+
+/* drain.c: the rest of a body closed early. ft_drain_readable discards what
+ * is buffered and readable now, on whichever thread owns c: DONE (all *left
+ * bytes gone, none beyond), AGAIN (the socket would block, *left bytes still
+ * due), BROKEN (EOF, an error, or bytes beyond the body). ft_drain_start
+ * hands c to its engine, which discards the rest before `deadline` and pools
+ * it, or closes it. */
+enum { FT_DRAIN_DONE = 0, FT_DRAIN_AGAIN, FT_DRAIN_BROKEN };
+int ft_drain_readable(ft_conn *c, uint64_t *left);
+void ft_drain_start(ft_transport *t, ft_conn *c, uint64_t left, int64_t deadline);
 
 /* engine.c */
 int ft_engines_start(ft_transport *t, char *err, size_t errcap);

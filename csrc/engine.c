@@ -117,26 +117,17 @@ static void drain_unlink_locked(ft_engine *e, ft_conn *c)
 /* Read and discard what a drained body has left. The engine owns c. */
 static void drain_step(ft_transport *t, ft_engine *e, ft_conn *c)
 {
-    for (;;) {
-        char ebuf[160];
-        ssize_t n = ft_conn_recv(c, c->buf, c->cap, ebuf, sizeof ebuf);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return;
-        if (n <= 0 || (uint64_t)n > c->drain_left) {
-            /* peer closed, error, or bytes beyond the body: not reusable */
-            break;
-        }
-        c->drain_left -= (uint64_t)n;
-        if (c->drain_left == 0) {
-            pthread_mutex_lock(&t->mu);
-            drain_unlink_locked(e, c);
-            t->st.drained_conns++;
-            pthread_mutex_unlock(&t->mu);
-            ft_engine_unwatch(e, c);
-            c->rpos = c->wpos = 0;
-            ft_pool_put(t, c);
-            return;
-        }
+    int r = ft_drain_readable(c, &c->drain_left);
+    if (r == FT_DRAIN_AGAIN)
+        return;
+    if (r == FT_DRAIN_DONE) {
+        pthread_mutex_lock(&t->mu);
+        drain_unlink_locked(e, c);
+        t->st.drained_conns++;
+        pthread_mutex_unlock(&t->mu);
+        ft_engine_unwatch(e, c);
+        ft_pool_put(t, c);
+        return;
     }
     ft_conn_destroy(t, c);
 }

@@ -112,7 +112,7 @@ static int has_read_loop(int state)
     return state == FT_CS_IDLE || state == FT_CS_ACTIVE || state == FT_CS_DRAINING;
 }
 
-static void set_state_locked(ft_transport *t, ft_conn *c, int state)
+void ft_conn_set_state_locked(ft_transport *t, ft_conn *c, int state)
 {
     int64_t *old = state_counter(t, c->state), *nw = state_counter(t, state);
     if (old)
@@ -162,7 +162,7 @@ void ft_conn_release_buf_locked(ft_transport *t, ft_conn *c)
  * and every dialed connection served one. */
 static void give_locked(ft_transport *t, ft_conn *c)
 {
-    set_state_locked(t, c, FT_CS_ACTIVE);
+    ft_conn_set_state_locked(t, c, FT_CS_ACTIVE);
     if (c->given)
         t->st.reused_conns++;
     c->given = 1;
@@ -207,7 +207,7 @@ void ft_pool_unlink_idle_locked(ft_transport *t, ft_conn *c)
     else
         t->lru_tail = c->lprev;
     c->kprev = c->knext = c->lprev = c->lnext = NULL;
-    set_state_locked(t, c, FT_CS_CLOSING);
+    ft_conn_set_state_locked(t, c, FT_CS_CLOSING);
 }
 
 /* ---------------------------------------------------------------- conns */
@@ -258,7 +258,7 @@ ft_conn *ft_conn_new_locked(ft_transport *t, ft_hostpool *hp)
     t->next_engine = (t->next_engine + 1) % t->nengines;
     hp->nconns++;
     c->state = 0;
-    set_state_locked(t, c, FT_CS_DIALING);
+    ft_conn_set_state_locked(t, c, FT_CS_DIALING);
     t->st.open_conns++;
     t->st.write_loops++;
     t->st.dials++;
@@ -576,22 +576,6 @@ void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok)
     free(d);
 }
 
-/* Hand a connection closed early to its engine, which discards the
- * c->drain_left bytes still due before c->drain_deadline, then pools it. */
-void ft_pool_start_drain(ft_transport *t, ft_conn *c)
-{
-    pthread_mutex_lock(&t->mu);
-    if (t->closed) {
-        pthread_mutex_unlock(&t->mu);
-        ft_conn_destroy(t, c);
-        return;
-    }
-    set_state_locked(t, c, FT_CS_DRAINING);
-    ft_engine_watch(c->engine, c);
-    ft_engine_add_drain_locked(c->engine, c);
-    pthread_mutex_unlock(&t->mu);
-}
-
 /* Go's tryPutIdleConn. The caller owns c (active or draining) and has
  * consumed every byte of the last response. Pools it or destroys it. */
 void ft_pool_put(ft_transport *t, ft_conn *c)
@@ -618,13 +602,13 @@ void ft_pool_put(ft_transport *t, ft_conn *c)
             refuse = 1;
     }
     if (refuse) {
-        set_state_locked(t, c, FT_CS_CLOSING);
+        ft_conn_set_state_locked(t, c, FT_CS_CLOSING);
         pthread_mutex_unlock(&t->mu);
         ft_conn_destroy(t, c);
         return;
     }
     /* 6. */
-    set_state_locked(t, c, FT_CS_IDLE);
+    ft_conn_set_state_locked(t, c, FT_CS_IDLE);
     c->idle_at = ft_now_ns();
     idle_link_locked(t, c);
     ft_conn_release_buf_locked(t, c);
@@ -660,7 +644,7 @@ void ft_conn_destroy(ft_transport *t, ft_conn *c)
             c->dnext->dprev = c->dprev;
         c->dprev = c->dnext = NULL;
     }
-    set_state_locked(t, c, FT_CS_CLOSING);
+    ft_conn_set_state_locked(t, c, FT_CS_CLOSING);
     pthread_mutex_unlock(&t->mu);
     /* The socket is closed before its per-host slot is given to a waiter
      * (Go: closeLocked, then decConnsPerHost), so the host never sees more
