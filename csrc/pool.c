@@ -112,6 +112,8 @@ static int has_read_loop(int state)
     return state == FT_CS_IDLE || state == FT_CS_ACTIVE || state == FT_CS_DRAINING;
 }
 
+/* The state counts, and open_conns as their sum: a connection being closed
+ * (FT_CS_CLOSING) is no longer open, so the sum holds at every instant. */
 void ft_conn_set_state_locked(ft_transport *t, ft_conn *c, int state)
 {
     int64_t *old = state_counter(t, c->state), *nw = state_counter(t, state);
@@ -119,6 +121,7 @@ void ft_conn_set_state_locked(ft_transport *t, ft_conn *c, int state)
         (*old)--;
     if (nw)
         (*nw)++;
+    t->st.open_conns += (nw != NULL) - (old != NULL);
     t->st.read_loops += has_read_loop(state) - has_read_loop(c->state);
     c->state = state;
 }
@@ -259,7 +262,6 @@ ft_conn *ft_conn_new_locked(ft_transport *t, ft_hostpool *hp)
     hp->nconns++;
     c->state = 0;
     ft_conn_set_state_locked(t, c, FT_CS_DIALING);
-    t->st.open_conns++;
     t->st.write_loops++;
     t->st.dials++;
     return c;
@@ -663,7 +665,6 @@ void ft_conn_destroy(ft_transport *t, ft_conn *c)
     hp->nconns--;
     grant_slot_locked(t, hp);
     host_maybe_free_locked(t, hp);
-    t->st.open_conns--;
     t->st.write_loops--;
     t->st.closed_conns++;
     ft_conn_release_buf_locked(t, c);
