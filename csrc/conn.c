@@ -1260,32 +1260,16 @@ void ft_rt_close(ft_transport *t, ft_rt *rt)
         && t->cfg.drain_limit > 0 && rt->body_left <= t->cfg.drain_limit) {
         /* Go tip's maybeDrainBody: what is buffered or already on the socket
          * is discarded now; the rest is left to the engine for 50 ms. */
-        size_t avail = c->wpos - c->rpos;
-        size_t m = avail < rt->body_left ? avail : (size_t)rt->body_left;
-        c->rpos += m;
-        rt->body_left -= m;
-        int broken = c->rpos != c->wpos;   /* bytes beyond the body */
-        while (!broken && rt->body_left > 0) {
-            char ebuf[160];
-            ssize_t r = ft_conn_recv(c, c->buf, c->cap, ebuf, sizeof ebuf);
-            if (r < 0 && errno == EAGAIN)
-                break;
-            if (r <= 0 || (uint64_t)r > rt->body_left) {
-                broken = 1;
-                break;
-            }
-            rt->body_left -= (uint64_t)r;
-        }
-        c->rpos = c->wpos = 0;
         detach_conn(rt);
-        if (broken) {
-            ft_conn_destroy(t, c);
-        } else if (rt->body_left == 0) {
+        switch (ft_drain_readable(c, &rt->body_left)) {
+        case FT_DRAIN_DONE:
             ft_pool_put(t, c);
-        } else {
-            c->drain_left = rt->body_left;
-            c->drain_deadline = ft_now_ns() + DRAIN_WINDOW_NS;
-            ft_pool_start_drain(t, c);
+            break;
+        case FT_DRAIN_AGAIN:
+            ft_drain_start(t, c, rt->body_left, ft_now_ns() + DRAIN_WINDOW_NS);
+            break;
+        default:
+            ft_conn_destroy(t, c);
         }
     } else {
         if (rt->phase == PH_WAIT)

@@ -1,17 +1,32 @@
 /* core.h - the native transport: persist conns with their read and write
- * loops, the idle pool, the I/O engine threads.
+ * loops, the idle pool, the dials and drains its I/O engines run.
  *
- * Who may touch a connection (DESIGN.md, "Full duplex, and who may touch a
- * connection"):
+ * Modules. The dependency on the engine runs one way: pool.c, dial.c,
+ * drain.c and watch.c call the engine (engine.h); engine.c calls none of
+ * them and knows none of their types. conn.c reaches it through pool.c and
+ * drain.c only.
+ *   conn.c   one exchange on a connection: write loop and read loop
+ *   pool.c   host table, idle lists, waiting requests (Go's getConn), the
+ *            slot table, counters, the transport's life cycle
+ *   dial.c   a dial as a state machine on an engine
+ *   drain.c  the rest of a body closed early: discarded by the caller, then
+ *            by an engine
+ *   watch.c  the transport's side of the engines: their two callbacks (fd
+ *            events dispatched by connection state; the timers) and their
+ *            start and stop
+ *   engine.c a reactor (engine.h): an epoll set, a timer, posted tasks
+ *
+ * Who may touch a connection:
  *  - A connection is advanced by exactly one thread at a time, its owner.
  *    While a request uses it (FT_CS_ACTIVE) the owner is the caller's thread,
  *    which runs the write loop and the read loop itself with the GIL
  *    released, waiting on both directions at once. While it is idle
  *    (FT_CS_IDLE), dialing or draining after an early close (FT_CS_DRAINING)
- *    it belongs to its I/O engine thread, which watches it through epoll.
+ *    it belongs to its engine thread (c->io), which watches it through epoll.
  *  - Ownership changes hands only under ft_transport.mu, which guards the
- *    host table, the idle lists and LRU, the slot table, the drain lists,
- *    the buffer free list and every counter in ft_stats (but write_loops,
+ *    host table, the idle lists and LRU, the slot table, every ft_io's drain
+ *    and dial lists, the buffer free list and every counter in ft_stats (but
+ *    write_loops,
  *    kept in ft_transport.write_loops and changed atomically by the owner of
  *    each exchange without the lock).
  *  - Any other thread (a watchdog closing a response, a cancel token, a
@@ -21,9 +36,11 @@
  *    signal to the condition it waits on for a connection). The owner
  *    notices at its next wake-up, fails the exchange and releases the
  *    connection itself. Memory is freed only by its owner.
- *  - Engines find connections through (slot, generation) pairs stored in
- *    epoll data, looked up under mu, so a stale event never touches freed
+ *  - A connection's tag in its engine's epoll set is its (slot, generation)
+ *    pair, resolved by watch.c under mu, so a stale event never touches freed
  *    memory.
+ *  - Each engine has a lock of its own for its post queue and sleep plan
+ *    (engine.h). It is a leaf: taken inside mu, never the other way round.
  */
 #ifndef FT_CORE_H
 #define FT_CORE_H
@@ -33,6 +50,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "engine.h"
 #include "parser.h"
 #include "tls.h"
 
@@ -96,7 +114,7 @@ enum {
 enum { FT_CS_DIALING = 1, FT_CS_ACTIVE, FT_CS_IDLE, FT_CS_DRAINING, FT_CS_CLOSING };
 
 typedef struct ft_hostpool ft_hostpool;
-typedef struct ft_engine ft_engine;
+typedef struct ft_io ft_io;
 typedef struct ft_transport ft_transport;
 typedef struct ft_dial ft_dial;
 typedef struct ft_conn ft_conn;
@@ -125,9 +143,10 @@ typedef struct ft_want {
     int cond_ready;
 } ft_want;
 
-/* A dial in flight, advanced by an engine thread only. Detached from its
- * request when that request gives up or is served by another connection:
- * the result then goes to the pool (Go's dialConnFor). */
+/* A dial in flight, advanced by its engine thread only (posted to it by
+ * ft_dial_start_locked). Detached from its request when that request gives
+ * up or is served by another connection: the result then goes to the pool
+ * (Go's dialConnFor). */
 struct ft_dial {
     ft_conn *c;
     ft_want *want;            /* NULL once detached */
@@ -139,26 +158,28 @@ struct ft_dial {
     char *tunnel_req;         /* the CONNECT request while it is sent (owned) */
     size_t tunnel_len, tunnel_off;
     int tunneling;            /* waiting for the proxy's answer to CONNECT */
-    int started;
+    int started;              /* its task ran (engine thread only) */
     int abort;                /* close_idle_connections ended it (detached only) */
     int err_code;
     char err[256];
-    ft_dial *prev, *nxt;      /* engine's dial list */
-    ft_dial *work;            /* the engine's private work lists */
+    ft_dial *prev, *nxt;      /* its ft_io's dial list, under mu */
+    ft_dial *work;            /* the engine's private list of dials to fail */
+    ft_engine_task task;      /* starts it on the engine */
 };
 
 struct ft_conn {
     int fd;
     int state;                 /* FT_CS_*; changes under mu */
-    uint32_t slot, gen;        /* identity for the engine's epoll data */
-    ft_engine *engine;         /* the engine that watches it when idle */
+    uint32_t slot, gen;        /* identity: its tag in the engine's epoll set */
+    ft_io *io;                 /* the engine that dials, watches and drains it */
     ft_hostpool *hp;           /* its key's pool entry */
-    int registered;            /* in engine's epoll set */
+    int registered;            /* in its engine's epoll set */
     ft_dial *dial;             /* while dialing */
     SSL *ssl;                  /* TLS session, NULL for plain TCP */
     int want_write;            /* TLS: the last read/write needs writability */
     int reused;                /* has completed an exchange before (Go: isReused) */
     uint64_t use_id;           /* set under mu each time it becomes FT_CS_ACTIVE */
+    int given;                 /* has been given to a request (reused_conns); under mu */
     /* read buffer: unread bytes are buf[rpos..wpos) */
     char *buf;
     size_t cap, rpos, wpos;
@@ -168,7 +189,7 @@ struct ft_conn {
     /* drain after an early close (FT_BODY_LENGTH only) */
     uint64_t drain_left;
     int64_t drain_deadline;
-    struct ft_conn *dprev, *dnext;
+    struct ft_conn *dprev, *dnext; /* its ft_io's drain list, under mu */
 };
 
 /* One request/response exchange. Owned by the caller (embedded in the Python
@@ -306,7 +327,7 @@ void ft_rt_free(ft_rt *rt);
 /* Has the body reached EOF / has the exchange released its connection? */
 int ft_rt_at_eof(const ft_rt *rt);
 
-/* ---- internals shared between conn.c, pool.c and engine.c ---- */
+/* ---- internals shared by conn.c, pool.c, dial.c, drain.c and watch.c ---- */
 struct ft_hostpool {
     char *key;
     ft_hostpool *next;         /* hash chain */
@@ -318,15 +339,13 @@ struct ft_hostpool {
     int nwait;
 };
 
-struct ft_engine {
+/* One engine thread as the transport sees it: the context of its callbacks
+ * (watch.c) and the work assigned to it. */
+struct ft_io {
     ft_transport *t;
-    pthread_t thread;
-    int started;
-    int epfd, wakefd;
-    int64_t sleep_until;       /* guarded by mu: when it wakes next (0 = never) */
-    ft_conn *drains;           /* guarded by mu */
-    ft_dial *dials;            /* guarded by mu */
-    int stop;                  /* guarded by mu */
+    ft_engine *e;              /* set before its thread starts; NULL once freed */
+    ft_conn *drains;           /* draining connections (drain.c), under mu */
+    ft_dial *dials;            /* dials queued or in flight (dial.c), under mu */
 };
 
 struct ft_transport {
@@ -342,11 +361,11 @@ struct ft_transport {
     uint32_t nfree_slots;
     char **free_bufs;
     int nfree_bufs;
-    ft_engine *engines;
-    int nengines;
+    ft_io *io;                 /* io_threads engines; io[0] also runs idle_conn_timeout */
+    int nio;
     int closed;
     int close_idle_pending;    /* Go's closeIdle: set by close_idle, cleared by a request */
-    int next_engine;
+    int next_io;               /* round robin for new connections */
     uint64_t use_seq;          /* source of ft_conn.use_id */
     int64_t write_loops;       /* live write loops (atomic, no lock) */
     ft_stats st;
@@ -356,45 +375,73 @@ struct ft_transport {
 };
 
 #define FT_BUF_SIZE 65536
-#define FT_EPOLL_WAKE UINT64_MAX
 
 /* pool.c (all take mu themselves unless named _locked) */
 ft_conn *ft_pool_take_idle(ft_transport *t, const char *key);
 int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out);
 int ft_pool_wait(ft_transport *t, ft_want *w, int64_t until);
-ft_conn *ft_pool_cancel_want(ft_transport *t, ft_want *w);
+void ft_pool_cancel_want(ft_transport *t, ft_want *w);
 void ft_want_free(ft_want *w);
 void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok);
 void ft_pool_put(ft_transport *t, ft_conn *c);
-void ft_pool_start_drain(ft_transport *t, ft_conn *c);  /* active -> engine drain */
 void ft_conn_destroy(ft_transport *t, ft_conn *c);
 void ft_conn_detach(ft_transport *t, ft_conn *c);   /* 101: off the books, socket kept */
 void ft_conn_close_detached(ft_conn *c);
+void ft_conn_destroy_list(ft_transport *t, ft_conn *list);   /* chained by lnext */
 int ft_conn_ensure_buf(ft_transport *t, ft_conn *c);
 void ft_pool_unlink_idle_locked(ft_transport *t, ft_conn *c);
 void ft_conn_release_buf_locked(ft_transport *t, ft_conn *c);
+void ft_conn_set_state_locked(ft_transport *t, ft_conn *c, int state);  /* FT_CS_* */
+/* idle_conn_timeout: unlink the idle connections whose time is up onto
+ * *dead (by lnext); returns when the next one's is (0 = none). */
+int64_t ft_pool_expire_idle_locked(ft_transport *t, int64_t now, ft_conn **dead);
+ft_tls_ctx *ft_transport_tls(ft_transport *t, char *err, size_t errcap);
 
-/* engine.c */
-int ft_engines_start(ft_transport *t, char *err, size_t errcap);
-void ft_engines_stop(ft_transport *t);
-void ft_engine_watch(ft_engine *e, ft_conn *c);    /* epoll ADD for reading */
-void ft_engine_watch_out(ft_engine *e, ft_conn *c); /* epoll ADD for a connect */
-void ft_engine_rewatch(ft_engine *e, ft_conn *c, int want_write); /* epoll MOD */
-void ft_engine_unwatch(ft_engine *e, ft_conn *c);  /* epoll DEL */
-void ft_engine_wake_locked(ft_engine *e, int64_t when);
-void ft_engine_add_drain_locked(ft_engine *e, ft_conn *c);
-void ft_engine_add_dial_locked(ft_engine *e, ft_dial *d);
-void ft_engine_unlink_dial_locked(ft_engine *e, ft_dial *d);
+/* watch.c: the transport's side of its engines. ft_io_start starts the
+ * io_threads engines with watch.c's callbacks; ft_io_stop joins them, closes
+ * what they were draining and dialing, and frees them. The watch calls add,
+ * change or remove c in its engine's epoll set, tagged with its slot and
+ * generation: for reading (idle, draining) or for writing (connecting,
+ * handshaking); 0 or -errno. */
+int ft_io_start(ft_transport *t, char *err, size_t errcap);
+void ft_io_stop(ft_transport *t);
+int ft_conn_watch(ft_conn *c, int want_write);
+int ft_conn_rewatch(ft_conn *c, int want_write);
+void ft_conn_unwatch(ft_conn *c);
+
+/* drain.c: the rest of a body closed early. ft_drain_readable discards what
+ * is buffered and readable now, on whichever thread owns c: DONE (all *left
+ * bytes gone, none beyond), AGAIN (the socket would block, *left bytes still
+ * due), BROKEN (EOF, an error, or bytes beyond the body). ft_drain_start
+ * hands c to its engine, which discards the rest before `deadline` and pools
+ * it, or closes it: ft_drain_on_readable is its step, and
+ * ft_drain_expire_locked unlinks the drains whose deadline passed onto *dead
+ * (by lnext), returning the next deadline (0 = none). */
+enum { FT_DRAIN_DONE = 0, FT_DRAIN_AGAIN, FT_DRAIN_BROKEN };
+int ft_drain_readable(ft_conn *c, uint64_t *left);
+void ft_drain_start(ft_transport *t, ft_conn *c, uint64_t left, int64_t deadline);
+void ft_drain_on_readable(ft_transport *t, ft_conn *c);
+int64_t ft_drain_expire_locked(ft_io *io, int64_t now, ft_conn **dead);
 
 /* conn.c: the one place a connection's bytes go through (plain or TLS).
  * >0 bytes, 0 EOF, -1 with errno (EAGAIN: wait; c->want_write says for what),
  * other errors with text in ebuf. */
 ssize_t ft_conn_recv(ft_conn *c, char *buf, size_t n, char *ebuf, size_t ecap);
-ft_tls_ctx *ft_transport_tls(ft_transport *t, char *err, size_t errcap);
 
-/* dial.c (engine thread) */
-void ft_dial_begin(ft_transport *t, ft_dial *d);
+/* dial.c. ft_dial_start_locked queues d on d->c's engine, which starts it at
+ * its next turn; ft_dial_on_event advances it (engine thread);
+ * ft_dial_expire_locked collects onto *late the started dials whose deadline
+ * passed or that close_idle_connections aborted, returning the next deadline,
+ * and ft_dial_fail_late fails them (engine thread). ft_dial_abort_orphans_locked
+ * marks the dials nobody waits for; ft_dial_close_all ends the dials of a
+ * stopped engine; ft_dial_free frees a finished one. */
+void ft_dial_start_locked(ft_dial *d);
 void ft_dial_on_event(ft_transport *t, ft_dial *d);
-void ft_dial_fail(ft_transport *t, ft_dial *d, int code, const char *msg);
+int64_t ft_dial_expire_locked(ft_io *io, int64_t now, ft_dial **late);
+void ft_dial_fail_late(ft_transport *t, ft_dial *late);
+void ft_dial_unlink_locked(ft_dial *d);
+void ft_dial_abort_orphans_locked(ft_io *io);
+void ft_dial_close_all(ft_transport *t, ft_io *io);
+void ft_dial_free(ft_dial *d);
 
 #endif

@@ -1,8 +1,10 @@
 /* dial.c - a dial as a state machine on an engine thread: non-blocking
  * connect to each resolved address in turn until one succeeds, the dial
- * deadline passes, or every address failed. The result goes to
- * ft_pool_dial_done, which delivers it to the waiting request or pools it
- * (late binding, Go's dialConnFor). Only the engine touches a dial. */
+ * deadline passes, or every address failed; then the CONNECT tunnel and the
+ * TLS handshake where asked for. The result goes to ft_pool_dial_done, which
+ * delivers it to the waiting request or pools it (late binding, Go's
+ * dialConnFor). A dial is posted to its connection's engine, which alone
+ * advances it; its ft_io's list (under mu) lets the timers and close find it. */
 #include "core.h"
 #include "sock.h"
 
@@ -11,14 +13,15 @@
 #include <sys/socket.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+static void dial_fail(ft_transport *t, ft_dial *d, int code, const char *msg);
+
 static void dial_succeeded(ft_transport *t, ft_dial *d)
 {
-    ft_conn *c = d->c;
-    if (c->registered)
-        ft_engine_unwatch(c->engine, c);
+    ft_conn_unwatch(d->c);
     ft_pool_dial_done(t, d, 1);
 }
 
@@ -28,13 +31,12 @@ static void handshake_step(ft_transport *t, ft_dial *d)
     ft_conn *c = d->c;
     int want_write = 0;
     int r = ft_tls_handshake(t->tls, c->ssl, d->host, &want_write, d->err, sizeof d->err);
-    if (r > 0) {
+    if (r > 0)
         dial_succeeded(t, d);
-    } else if (r < 0) {
-        ft_dial_fail(t, d, FT_E_TLS, d->err);
-    } else {
-        ft_engine_rewatch(c->engine, c, want_write);
-    }
+    else if (r < 0)
+        dial_fail(t, d, FT_E_TLS, d->err);
+    else if (ft_conn_rewatch(c, want_write) != 0)
+        dial_fail(t, d, FT_E_TLS, "tls: cannot watch the socket");
 }
 
 static void start_tls(ft_transport *t, ft_dial *d);
@@ -48,14 +50,15 @@ static void tunnel_step(ft_transport *t, ft_dial *d)
     ft_conn *c = d->c;
     char ebuf[160];
     if (!d->tunnel_req) {
-        ft_dial_fail(t, d, FT_E_NOMEM, "out of memory");
+        dial_fail(t, d, FT_E_NOMEM, "out of memory");
         return;
     }
     while (d->tunnel_off < d->tunnel_len) {
         ssize_t w = send(c->fd, d->tunnel_req + d->tunnel_off, d->tunnel_len - d->tunnel_off,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ft_engine_rewatch(c->engine, c, 1);
+            if (ft_conn_rewatch(c, 1) != 0)
+                dial_fail(t, d, FT_E_CONNECT, "proxyconnect: cannot watch the socket");
             return;
         }
         if (w < 0 && errno == EINTR)
@@ -63,15 +66,18 @@ static void tunnel_step(ft_transport *t, ft_dial *d)
         if (w < 0) {
             snprintf(d->err, sizeof d->err, "proxyconnect tcp: write: %s",
                      ft_errstr(errno, ebuf, sizeof ebuf));
-            ft_dial_fail(t, d, FT_E_CONNECT, d->err);
+            dial_fail(t, d, FT_E_CONNECT, d->err);
             return;
         }
         d->tunnel_off += (size_t)w;
     }
-    ft_engine_rewatch(c->engine, c, 0);
+    if (ft_conn_rewatch(c, 0) != 0) {
+        dial_fail(t, d, FT_E_CONNECT, "proxyconnect: cannot watch the socket");
+        return;
+    }
     for (;;) {
         if (c->wpos == c->cap) {
-            ft_dial_fail(t, d, FT_E_CONNECT, "proxyconnect: the proxy's answer to CONNECT is too long");
+            dial_fail(t, d, FT_E_CONNECT, "proxyconnect: the proxy's answer to CONNECT is too long");
             return;
         }
         ssize_t r = recv(c->fd, c->buf + c->wpos, c->cap - c->wpos, MSG_DONTWAIT);
@@ -80,8 +86,8 @@ static void tunnel_step(ft_transport *t, ft_dial *d)
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            ft_dial_fail(t, d, FT_E_CONNECT, r == 0 ? "proxyconnect: EOF from the proxy"
-                         : ft_errstr(errno, ebuf, sizeof ebuf));
+            dial_fail(t, d, FT_E_CONNECT, r == 0 ? "proxyconnect: EOF from the proxy"
+                      : ft_errstr(errno, ebuf, sizeof ebuf));
             return;
         }
         c->wpos += (size_t)r;
@@ -98,7 +104,7 @@ static void tunnel_step(ft_transport *t, ft_dial *d)
         int rc = ft_parse_head(c->buf, hl, &h, perr, sizeof perr);
         if (rc == FT_PERR) {
             snprintf(d->err, sizeof d->err, "proxyconnect: %s", perr);
-            ft_dial_fail(t, d, FT_E_CONNECT, d->err);
+            dial_fail(t, d, FT_E_CONNECT, d->err);
             return;
         }
         if (h.status != 200) {
@@ -106,11 +112,11 @@ static void tunnel_step(ft_transport *t, ft_dial *d)
                 snprintf(d->err, sizeof d->err, "unknown status code");
             else
                 snprintf(d->err, sizeof d->err, "%.*s", (int)h.reason_len, c->buf + h.reason_off);
-            ft_dial_fail(t, d, FT_E_CONNECT, d->err);
+            dial_fail(t, d, FT_E_CONNECT, d->err);
             return;
         }
         if (hl != c->wpos) {
-            ft_dial_fail(t, d, FT_E_CONNECT, "proxyconnect: bytes after the proxy's 200 to CONNECT");
+            dial_fail(t, d, FT_E_CONNECT, "proxyconnect: bytes after the proxy's 200 to CONNECT");
             return;
         }
         c->rpos = c->wpos = 0;
@@ -129,14 +135,16 @@ static void connected(ft_transport *t, ft_dial *d)
     ft_set_nodelay(c->fd);
     if (d->tunneling) {
         if (ft_conn_ensure_buf(t, c) != 0) {
-            ft_dial_fail(t, d, FT_E_NOMEM, "out of memory");
+            dial_fail(t, d, FT_E_NOMEM, "out of memory");
             return;
         }
         pthread_mutex_lock(&t->mu);
         d->deadline = ft_now_ns() + 60 * 1000000000LL;
         pthread_mutex_unlock(&t->mu);
-        if (!c->registered)
-            ft_engine_watch_out(c->engine, c);
+        if (!c->registered && ft_conn_watch(c, 1) != 0) {
+            dial_fail(t, d, FT_E_CONNECT, "proxyconnect: cannot watch the socket");
+            return;
+        }
         tunnel_step(t, d);
         return;
     }
@@ -153,12 +161,12 @@ static void start_tls(ft_transport *t, ft_dial *d)
     char err[256];
     ft_tls_ctx *x = ft_transport_tls(t, err, sizeof err);
     if (!x) {
-        ft_dial_fail(t, d, FT_E_TLS, err);
+        dial_fail(t, d, FT_E_TLS, err);
         return;
     }
     c->ssl = ft_tls_new(x, c->fd, d->host, c->hp->key, err, sizeof err);
     if (!c->ssl) {
-        ft_dial_fail(t, d, FT_E_TLS, err);
+        dial_fail(t, d, FT_E_TLS, err);
         return;
     }
     d->handshaking = 1;
@@ -167,17 +175,17 @@ static void start_tls(ft_transport *t, ft_dial *d)
         d->deadline = ft_now_ns() + t->cfg.tls_handshake_timeout;
         pthread_mutex_unlock(&t->mu);
     }
-    if (!c->registered)
-        ft_engine_watch_out(c->engine, c);
+    if (!c->registered && ft_conn_watch(c, 1) != 0) {
+        dial_fail(t, d, FT_E_TLS, "tls: cannot watch the socket");
+        return;
+    }
     handshake_step(t, d);
 }
 
-void ft_dial_fail(ft_transport *t, ft_dial *d, int code, const char *msg)
+static void dial_fail(ft_transport *t, ft_dial *d, int code, const char *msg)
 {
-    ft_conn *c = d->c;
     char addr[80];
-    if (c->registered)
-        ft_engine_unwatch(c->engine, c);
+    ft_conn_unwatch(d->c);
     if (code == FT_E_CONNECT_TIMEOUT && !msg && d->tunneling && d->tunnel_off > 0) {
         snprintf(d->err, sizeof d->err, "proxyconnect: no answer to CONNECT within 1m0s");
     } else if (code == FT_E_CONNECT_TIMEOUT && !msg && d->handshaking) {
@@ -217,8 +225,7 @@ static void try_next(ft_transport *t, ft_dial *d)
             connected(t, d);
             return;
         }
-        ft_engine_watch_out(c->engine, c);
-        if (!c->registered) {
+        if (ft_conn_watch(c, 1) != 0) {
             close(fd);
             c->fd = -1;
             snprintf(d->err, sizeof d->err, "dial tcp: cannot watch the socket");
@@ -229,15 +236,50 @@ static void try_next(ft_transport *t, ft_dial *d)
         return;
     }
     if (!d->err_code)
-        ft_dial_fail(t, d, FT_E_CONNECT, "dial tcp: no address");
+        dial_fail(t, d, FT_E_CONNECT, "dial tcp: no address");
     else
-        ft_dial_fail(t, d, d->err_code, d->err);
+        dial_fail(t, d, d->err_code, d->err);
 }
 
-void ft_dial_begin(ft_transport *t, ft_dial *d)
+/* The task ft_dial_start_locked posts: the dial's first step. */
+static void dial_begin(void *arg)
 {
+    ft_dial *d = arg;
+    d->started = 1;
     d->next = d->addrs;
-    try_next(t, d);
+    try_next(d->c->io->t, d);
+}
+
+void ft_dial_start_locked(ft_dial *d)
+{
+    ft_io *io = d->c->io;
+    d->prev = NULL;
+    d->nxt = io->dials;
+    if (io->dials)
+        io->dials->prev = d;
+    io->dials = d;
+    ft_engine_post(io->e, &d->task, dial_begin, d);
+}
+
+void ft_dial_unlink_locked(ft_dial *d)
+{
+    ft_io *io = d->c->io;
+    if (d->prev)
+        d->prev->nxt = d->nxt;
+    else if (io->dials == d)
+        io->dials = d->nxt;
+    if (d->nxt)
+        d->nxt->prev = d->prev;
+    d->prev = d->nxt = NULL;
+}
+
+void ft_dial_free(ft_dial *d)
+{
+    if (d->addrs)
+        freeaddrinfo(d->addrs);
+    free(d->host);
+    free(d->tunnel_req);
+    free(d);
 }
 
 void ft_dial_on_event(ft_transport *t, ft_dial *d)
@@ -257,7 +299,7 @@ void ft_dial_on_event(ft_transport *t, ft_dial *d)
         connected(t, d);
         return;
     }
-    ft_engine_unwatch(c->engine, c);
+    ft_conn_unwatch(c);
     ft_addr_str(d->next, addr, sizeof addr);
     snprintf(d->err, sizeof d->err, "dial tcp %s: connect: %s", addr, ft_errstr(e, ebuf, sizeof ebuf));
     d->err_code = FT_E_CONNECT;
@@ -265,4 +307,70 @@ void ft_dial_on_event(ft_transport *t, ft_dial *d)
     c->fd = -1;
     d->next = d->next->ai_next;
     try_next(t, d);
+}
+
+/* The timers' half (on_tick, under mu): dials that have started and whose
+ * deadline passed, or that close_idle_connections aborted while nobody waits
+ * for them. The reason is settled here, under mu, where d->want is stable. */
+int64_t ft_dial_expire_locked(ft_io *io, int64_t now, ft_dial **late)
+{
+    int64_t next = 0;
+    for (ft_dial *d = io->dials; d; d = d->nxt) {
+        if (!d->started)
+            continue;   /* its task runs first, at this engine's next turn */
+        int aborted = d->abort && !d->want;
+        if (aborted || (d->deadline && d->deadline <= now)) {
+            d->err_code = aborted ? FT_E_CANCELLED : FT_E_CONNECT_TIMEOUT;
+            d->work = *late;
+            *late = d;
+        } else if (d->deadline && (next == 0 || d->deadline < next)) {
+            next = d->deadline;
+        }
+    }
+    return next;
+}
+
+void ft_dial_fail_late(ft_transport *t, ft_dial *late)
+{
+    while (late) {
+        ft_dial *d = late;
+        late = d->work;
+        if (d->err_code == FT_E_CANCELLED)
+            dial_fail(t, d, FT_E_CANCELLED, "dial aborted by close_idle_connections");
+        else
+            dial_fail(t, d, FT_E_CONNECT_TIMEOUT, NULL);
+    }
+}
+
+/* close_idle_connections: the dials nobody waits for end at their engine's
+ * next turn. */
+void ft_dial_abort_orphans_locked(ft_io *io)
+{
+    int orphans = 0;
+    for (ft_dial *d = io->dials; d; d = d->nxt) {
+        if (!d->want) {
+            d->abort = 1;
+            orphans = 1;
+        }
+    }
+    if (orphans)
+        ft_engine_wake_at(io->e, ft_now_ns());
+}
+
+/* After io's engine stopped (ft_io_stop): its dials end, queued or in
+ * flight; their waiters were failed by ft_transport_close. */
+void ft_dial_close_all(ft_transport *t, ft_io *io)
+{
+    pthread_mutex_lock(&t->mu);
+    ft_dial *list = io->dials;
+    io->dials = NULL;
+    pthread_mutex_unlock(&t->mu);
+    while (list) {
+        ft_dial *d = list;
+        list = d->nxt;
+        ft_conn_unwatch(d->c);
+        d->c->dial = NULL;
+        ft_conn_destroy(t, d->c);
+        ft_dial_free(d);
+    }
 }

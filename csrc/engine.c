@@ -1,348 +1,219 @@
-/* engine.c - the I/O engine: io_threads native threads, each with an epoll
- * set, that advance every connection no caller is waiting on:
- *  - idle watch: an idle connection that becomes readable (FIN, RST or stray
- *    bytes, Go's readLoopPeekFailLocked) leaves the pool and is closed;
- *  - drains after an early close (ft_rt_close), bounded in bytes and time;
- *  - idle_conn_timeout (engine 0 walks the global LRU, oldest first).
- * An engine thread never touches Python. It is created by ft_engines_start
- * with a small stack and all signals blocked, and joined by ft_engines_stop. */
-#include "core.h"
+/* engine.c - the I/O engine (engine.h): a thread around epoll_wait that runs
+ * posted tasks, its owner's timers (on_tick) and its owner's fd callbacks
+ * (on_fd). It knows nothing of the transport: connections, dials, drains and
+ * the pool belong to the owner (watch.c), which uses the engine, never the
+ * other way round.
+ *
+ * Wake-ups. The engine is awake from the end of one epoll_wait to the start
+ * of the next sleep it plans. A wake asked for while it is awake is kept in
+ * wake_req and folded into the plan after on_tick; one asked for while it
+ * sleeps, earlier than the sleep's end, writes the eventfd. Both under mu, so
+ * a wake that races with the plan is never lost. */
+#include "engine.h"
 #include "sock.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define FT_ENGINE_STACK (256 * 1024)
-#define FT_DRAIN_WINDOW_NS (50 * 1000000LL)
+#define FT_ENGINE_EVENTS 64
+#define WAKE_TAG UINT64_MAX        /* the eventfd's tag in the epoll set */
 
-static uint64_t conn_tag(const ft_conn *c)
-{
-    return ((uint64_t)c->slot << 32) | c->gen;
-}
+struct ft_engine {
+    ft_engine_ops ops;             /* set at start, read-only after */
+    void *ctx;
+    int epfd, wakefd;
+    pthread_t thread;
+    int started;                   /* the thread runs (start and stop only) */
+    pthread_mutex_t mu;            /* guards the fields below, nothing else */
+    ft_engine_task *head, *tail;   /* posted, not run yet */
+    int sleeping;                  /* planned a sleep until sleep_until */
+    int64_t sleep_until;           /* 0 = until an event */
+    int64_t wake_req;              /* awake: earliest wake asked for (0 = none) */
+    int stop;
+};
 
-void ft_engine_watch(ft_engine *e, ft_conn *c)
-{
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.u64 = conn_tag(c);
-    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0)
-        c->registered = 1;
-}
-
-void ft_engine_watch_out(ft_engine *e, ft_conn *c)
-{
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = EPOLLOUT;
-    ev.data.u64 = conn_tag(c);
-    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0)
-        c->registered = 1;
-}
-
-void ft_engine_rewatch(ft_engine *e, ft_conn *c, int want_write)
+static int ctl(ft_engine *e, int op, int fd, uint32_t events, uint64_t tag)
 {
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
-    ev.events = want_write ? EPOLLOUT : EPOLLIN;
-    ev.data.u64 = conn_tag(c);
-    (void)epoll_ctl(e->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    ev.events = events;
+    ev.data.u64 = tag;
+    return epoll_ctl(e->epfd, op, fd, &ev) == 0 ? 0 : -errno;
 }
 
-void ft_engine_unwatch(ft_engine *e, ft_conn *c)
+int ft_engine_add(ft_engine *e, int fd, uint32_t events, uint64_t tag)
 {
-    (void)epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    c->registered = 0;
+    return ctl(e, EPOLL_CTL_ADD, fd, events, tag);
 }
 
-void ft_engine_wake_locked(ft_engine *e, int64_t when)
+int ft_engine_mod(ft_engine *e, int fd, uint32_t events, uint64_t tag)
 {
-    if (e->sleep_until != 0 && when >= e->sleep_until)
-        return;   /* it wakes early enough already */
-    e->sleep_until = when;
+    return ctl(e, EPOLL_CTL_MOD, fd, events, tag);
+}
+
+int ft_engine_del(ft_engine *e, int fd)
+{
+    return ctl(e, EPOLL_CTL_DEL, fd, 0, 0);
+}
+
+/* Make epoll_wait return (now, or as soon as it is entered). */
+static void kick(ft_engine *e)
+{
     uint64_t one = 1;
     ssize_t n = write(e->wakefd, &one, sizeof one);
-    (void)n;
+    (void)n;   /* fails only when the counter is full: it is readable then */
 }
 
-void ft_engine_add_drain_locked(ft_engine *e, ft_conn *c)
+static void wake_at_locked(ft_engine *e, int64_t when)
 {
-    c->dprev = NULL;
-    c->dnext = e->drains;
-    if (e->drains)
-        e->drains->dprev = c;
-    e->drains = c;
-    ft_engine_wake_locked(e, c->drain_deadline);
-}
-
-/* Queue a dial; the engine starts it at its next turn. */
-void ft_engine_add_dial_locked(ft_engine *e, ft_dial *d)
-{
-    d->prev = NULL;
-    d->nxt = e->dials;
-    if (e->dials)
-        e->dials->prev = d;
-    e->dials = d;
-    ft_engine_wake_locked(e, 1);   /* now */
-}
-
-void ft_engine_unlink_dial_locked(ft_engine *e, ft_dial *d)
-{
-    if (d->prev)
-        d->prev->nxt = d->nxt;
-    else if (e->dials == d)
-        e->dials = d->nxt;
-    if (d->nxt)
-        d->nxt->prev = d->prev;
-    d->prev = d->nxt = NULL;
-}
-
-static void drain_unlink_locked(ft_engine *e, ft_conn *c)
-{
-    if (c->dprev)
-        c->dprev->dnext = c->dnext;
-    else
-        e->drains = c->dnext;
-    if (c->dnext)
-        c->dnext->dprev = c->dprev;
-    c->dprev = c->dnext = NULL;
-}
-
-/* Read and discard what a drained body has left. The engine owns c. */
-static void drain_step(ft_transport *t, ft_engine *e, ft_conn *c)
-{
-    for (;;) {
-        char ebuf[160];
-        ssize_t n = ft_conn_recv(c, c->buf, c->cap, ebuf, sizeof ebuf);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return;
-        if (n <= 0 || (uint64_t)n > c->drain_left) {
-            /* peer closed, error, or bytes beyond the body: not reusable */
-            break;
-        }
-        c->drain_left -= (uint64_t)n;
-        if (c->drain_left == 0) {
-            pthread_mutex_lock(&t->mu);
-            drain_unlink_locked(e, c);
-            t->st.drained_conns++;
-            pthread_mutex_unlock(&t->mu);
-            ft_engine_unwatch(e, c);
-            c->rpos = c->wpos = 0;
-            ft_pool_put(t, c);
-            return;
-        }
+    if (!e->sleeping) {
+        if (e->wake_req == 0 || when < e->wake_req)
+            e->wake_req = when;
+    } else if (e->sleep_until == 0 || when < e->sleep_until) {
+        e->sleeping = 0;   /* a turn follows: later wakes are folded into it */
+        kick(e);
     }
-    ft_conn_destroy(t, c);
 }
 
-/* An idle TLS connection became readable: process what arrived. True when
- * it carried no application data and the peer did not close. */
-static int idle_tls_record_only(ft_conn *c)
+void ft_engine_wake_at(ft_engine *e, int64_t when)
 {
-    char one[1], ebuf[160];
-    ssize_t n = ft_conn_recv(c, one, sizeof one, ebuf, sizeof ebuf);
-    return n < 0 && errno == EAGAIN && !c->want_write;
+    pthread_mutex_lock(&e->mu);
+    wake_at_locked(e, when > 0 ? when : 1);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void ft_engine_post(ft_engine *e, ft_engine_task *task, void (*fn)(void *), void *arg)
+{
+    task->fn = fn;
+    task->arg = arg;
+    task->next = NULL;
+    pthread_mutex_lock(&e->mu);
+    if (e->tail)
+        e->tail->next = task;
+    else
+        e->head = task;
+    e->tail = task;
+    wake_at_locked(e, 1);   /* now */
+    pthread_mutex_unlock(&e->mu);
 }
 
 static void *engine_main(void *arg)
 {
     ft_engine *e = arg;
-    ft_transport *t = e->t;
-    int first = (e == &t->engines[0]);
-    struct epoll_event evs[64];
+    struct epoll_event evs[FT_ENGINE_EVENTS];
+    int n = 0;
 
     for (;;) {
-        int64_t next = 0;
-        pthread_mutex_lock(&t->mu);
-        if (e->stop) {
-            pthread_mutex_unlock(&t->mu);
+        pthread_mutex_lock(&e->mu);
+        e->sleeping = 0;
+        int stop = e->stop;
+        ft_engine_task *task = e->head;
+        e->head = e->tail = NULL;
+        pthread_mutex_unlock(&e->mu);
+        if (stop)
             break;
-        }
-        if (first && t->cfg.idle_conn_timeout > 0 && t->lru_head)
-            next = t->lru_head->idle_at + t->cfg.idle_conn_timeout;
-        for (ft_conn *c = e->drains; c; c = c->dnext)
-            if (next == 0 || c->drain_deadline < next)
-                next = c->drain_deadline;
-        /* dials queued since the last turn start now */
-        ft_dial *fresh = NULL;
-        for (ft_dial *d = e->dials; d; d = d->nxt) {
-            if (!d->started) {
-                d->started = 1;
-                d->work = fresh;
-                fresh = d;
-            }
-            if (d->deadline && (next == 0 || d->deadline < next))
-                next = d->deadline;
-        }
-        e->sleep_until = next;
-        pthread_mutex_unlock(&t->mu);
-        while (fresh) {
-            ft_dial *d = fresh;
-            fresh = d->work;
-            ft_dial_begin(t, d);
-        }
 
-        int ms = next ? ft_ms_until(next, ft_now_ns(), 1 << 30) : -1;
-        int n = epoll_wait(e->epfd, evs, 64, ms);
         for (int i = 0; i < n; i++) {
-            uint64_t tag = evs[i].data.u64;
-            if (tag == FT_EPOLL_WAKE) {
+            if (evs[i].data.u64 == WAKE_TAG) {
                 uint64_t v;
                 ssize_t r = read(e->wakefd, &v, sizeof v);
-                (void)r;
-                continue;
-            }
-            uint32_t slot = (uint32_t)(tag >> 32), gen = (uint32_t)tag;
-            pthread_mutex_lock(&t->mu);
-            ft_conn *c = (slot < t->nslots && t->slot_gen[slot] == gen) ? t->slots[slot] : NULL;
-            if (c && c->state == FT_CS_IDLE) {
-                /* Go: readLoopPeekFailLocked. EOF and "HTTP/1.x 408" are
-                 * expected; anything else is an unsolicited response. Both
-                 * end the connection. Over TLS the bytes may be a record
-                 * that carries no data (a TLS 1.3 session ticket): then the
-                 * connection stays. */
-                ft_pool_unlink_idle_locked(t, c);
-                pthread_mutex_unlock(&t->mu);
-                if (c->ssl && idle_tls_record_only(c)) {
-                    ft_engine_unwatch(e, c);
-                    ft_pool_put(t, c);
-                    continue;
-                }
-                pthread_mutex_lock(&t->mu);
-                t->st.idle_closed_by_peer++;
-                pthread_mutex_unlock(&t->mu);
-                ft_conn_destroy(t, c);
-            } else if (c && c->state == FT_CS_DRAINING && c->engine == e) {
-                pthread_mutex_unlock(&t->mu);
-                drain_step(t, e, c);
-            } else if (c && c->state == FT_CS_DIALING && c->dial && c->engine == e) {
-                ft_dial *d = c->dial;
-                pthread_mutex_unlock(&t->mu);
-                ft_dial_on_event(t, d);
+                (void)r;   /* EAGAIN: drained already */
             } else {
-                pthread_mutex_unlock(&t->mu);
+                e->ops.on_fd(e->ctx, e, evs[i].data.u64, evs[i].events);
             }
         }
-
-        /* timers */
+        while (task) {
+            ft_engine_task *next = task->next;   /* fn may free the node */
+            task->next = NULL;
+            task->fn(task->arg);
+            task = next;
+        }
         int64_t now = ft_now_ns();
-        ft_conn *dead = NULL;
-        pthread_mutex_lock(&t->mu);
-        if (first && t->cfg.idle_conn_timeout > 0) {
-            while (t->lru_head && now - t->lru_head->idle_at >= t->cfg.idle_conn_timeout) {
-                ft_conn *c = t->lru_head;
-                ft_pool_unlink_idle_locked(t, c);
-                t->st.idle_timeouts++;
-                c->lnext = dead;
-                dead = c;
-            }
-        }
-        for (ft_conn *c = e->drains, *nx; c; c = nx) {
-            nx = c->dnext;
-            if (c->drain_deadline <= now) {
-                drain_unlink_locked(e, c);
-                c->lnext = dead;
-                dead = c;
-            }
-        }
-        ft_dial *late = NULL;
-        for (ft_dial *d = e->dials; d; d = d->nxt) {
-            if (d->started && ((d->deadline && d->deadline <= now) || (d->abort && !d->want))) {
-                d->work = late;
-                late = d;
-            }
-        }
-        pthread_mutex_unlock(&t->mu);
-        while (late) {
-            ft_dial *d = late;
-            late = d->work;
-            if (d->abort && !d->want)
-                ft_dial_fail(t, d, FT_E_CANCELLED, "dial aborted by close_idle_connections");
-            else
-                ft_dial_fail(t, d, FT_E_CONNECT_TIMEOUT, NULL);
-        }
-        while (dead) {
-            ft_conn *nx = dead->lnext;
-            dead->lnext = NULL;
-            ft_conn_destroy(t, dead);
-            dead = nx;
-        }
+        int64_t until = e->ops.on_tick(e->ctx, e, now);
+
+        pthread_mutex_lock(&e->mu);
+        if (e->wake_req && (until == 0 || e->wake_req < until))
+            until = e->wake_req;
+        e->wake_req = 0;
+        e->sleeping = 1;
+        e->sleep_until = until;
+        pthread_mutex_unlock(&e->mu);
+        int ms = until ? ft_ms_until(until, ft_now_ns(), 1 << 30) : -1;
+        n = epoll_wait(e->epfd, evs, FT_ENGINE_EVENTS, ms);
+        if (n < 0)
+            n = 0;   /* EINTR: a new turn */
     }
     return NULL;
 }
 
-int ft_engines_start(ft_transport *t, char *err, size_t errcap)
+ft_engine *ft_engine_start(const char *name, const ft_engine_ops *ops, void *ctx,
+                           char *err, size_t errcap)
 {
+    ft_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errcap, "cannot create the I/O engine: out of memory");
+        return NULL;
+    }
+    e->ops = *ops;
+    e->ctx = ctx;
+    pthread_mutex_init(&e->mu, NULL);
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int rc = e->epfd < 0 || e->wakefd < 0 ? -errno : ft_engine_add(e, e->wakefd, EPOLLIN, WAKE_TAG);
+    if (rc != 0) {
+        snprintf(err, errcap, "cannot create the I/O engine: %s", strerror(-rc));
+        ft_engine_free(e);
+        return NULL;
+    }
+
     pthread_attr_t attr;
     sigset_t all, old;
-    int rc = 0;
-
-    for (int i = 0; i < t->nengines; i++) {
-        ft_engine *e = &t->engines[i];
-        e->t = t;
-        e->epfd = epoll_create1(EPOLL_CLOEXEC);
-        e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (e->epfd < 0 || e->wakefd < 0) {
-            snprintf(err, errcap, "cannot create the I/O engine: %s", strerror(errno));
-            return -1;
-        }
-        struct epoll_event ev;
-        memset(&ev, 0, sizeof ev);
-        ev.events = EPOLLIN;
-        ev.data.u64 = FT_EPOLL_WAKE;
-        if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) != 0) {
-            snprintf(err, errcap, "cannot create the I/O engine: %s", strerror(errno));
-            return -1;
-        }
-    }
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, FT_ENGINE_STACK);
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);   /* engines inherit: no signals */
-    for (int i = 0; i < t->nengines; i++) {
-        rc = pthread_create(&t->engines[i].thread, &attr, engine_main, &t->engines[i]);
-        if (rc != 0) {
-            snprintf(err, errcap, "cannot start an I/O engine thread: %s", strerror(rc));
-            break;
-        }
-        t->engines[i].started = 1;
-        t->st.io_threads++;
-        char name[16];
-        snprintf(name, sizeof name, "ft-io-%d", i % 10000);
-        pthread_setname_np(t->engines[i].thread, name);   /* shows in /proc/self/task */
-    }
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread inherits: no signals */
+    rc = pthread_create(&e->thread, &attr, engine_main, e);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    return rc ? -1 : 0;
+    if (rc != 0) {
+        snprintf(err, errcap, "cannot start an I/O engine thread: %s", strerror(rc));
+        ft_engine_free(e);
+        return NULL;
+    }
+    e->started = 1;
+    pthread_setname_np(e->thread, name);   /* shows in /proc/self/task */
+    return e;
 }
 
-void ft_engines_stop(ft_transport *t)
+void ft_engine_stop(ft_engine *e)
 {
-    pthread_mutex_lock(&t->mu);
-    for (int i = 0; i < t->nengines; i++) {
-        ft_engine *e = &t->engines[i];
-        e->stop = 1;
-        if (e->wakefd > 0) {
-            uint64_t one = 1;
-            ssize_t n = write(e->wakefd, &one, sizeof one);
-            (void)n;
-        }
+    pthread_mutex_lock(&e->mu);
+    e->stop = 1;
+    wake_at_locked(e, 1);   /* seen at the top of its next turn */
+    pthread_mutex_unlock(&e->mu);
+    if (e->started) {
+        pthread_join(e->thread, NULL);
+        e->started = 0;
     }
-    pthread_mutex_unlock(&t->mu);
-    for (int i = 0; i < t->nengines; i++) {
-        if (t->engines[i].started) {
-            pthread_join(t->engines[i].thread, NULL);
-            t->engines[i].started = 0;
-            pthread_mutex_lock(&t->mu);
-            t->st.io_threads--;
-            pthread_mutex_unlock(&t->mu);
-        }
-    }
+}
+
+void ft_engine_free(ft_engine *e)
+{
+    if (!e)
+        return;
+    ft_engine_stop(e);   /* joined in any case */
+    if (e->epfd >= 0)
+        close(e->epfd);
+    if (e->wakefd >= 0)
+        close(e->wakefd);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
 }

@@ -1,7 +1,8 @@
 /* pool.c - connection bookkeeping: the host table, idle lists (LIFO per key
- * plus a global LRU), the slot table engines use to find connections, the
- * read-buffer free list, the counters, and the transport's life cycle.
- * Everything here runs under ft_transport.mu unless stated otherwise. */
+ * plus a global LRU), the slot table that gives connections their engine
+ * tags (watch.c), the read-buffer free list, the counters, and the
+ * transport's life cycle. Everything here runs under ft_transport.mu unless
+ * stated otherwise. */
 #include "core.h"
 #include "sock.h"
 
@@ -105,13 +106,24 @@ static int64_t *state_counter(ft_transport *t, int state)
     }
 }
 
-static void set_state_locked(ft_transport *t, ft_conn *c, int state)
+/* A connection's read loop is live while it is open and past dialing: idle
+ * (watched by its engine), in use, or draining. */
+static int has_read_loop(int state)
+{
+    return state == FT_CS_IDLE || state == FT_CS_ACTIVE || state == FT_CS_DRAINING;
+}
+
+/* The state counts, and open_conns as their sum: a connection being closed
+ * (FT_CS_CLOSING) is no longer open, so the sum holds at every instant. */
+void ft_conn_set_state_locked(ft_transport *t, ft_conn *c, int state)
 {
     int64_t *old = state_counter(t, c->state), *nw = state_counter(t, state);
     if (old)
         (*old)--;
     if (nw)
         (*nw)++;
+    t->st.open_conns += (nw != NULL) - (old != NULL);
+    t->st.read_loops += has_read_loop(state) - has_read_loop(c->state);
     c->state = state;
     if (state == FT_CS_ACTIVE)
         c->use_id = ++t->use_seq;   /* ft_rt_interrupt tells uses apart */
@@ -148,6 +160,18 @@ void ft_conn_release_buf_locked(ft_transport *t, ft_conn *c)
         free(c->buf);
     c->buf = NULL;
     c->cap = c->rpos = c->wpos = 0;
+}
+
+/* A request gets c: taken idle, handed over, or dialed for it. It counts as
+ * a reuse when c was given to a request before (Go: a reused persistConn), so
+ * that dials + reused_conns == requests when every request got a connection
+ * and every dialed connection served one. */
+static void give_locked(ft_transport *t, ft_conn *c)
+{
+    ft_conn_set_state_locked(t, c, FT_CS_ACTIVE);
+    if (c->given)
+        t->st.reused_conns++;
+    c->given = 1;
 }
 
 /* ---------------------------------------------------------------- idle lists */
@@ -189,7 +213,7 @@ void ft_pool_unlink_idle_locked(ft_transport *t, ft_conn *c)
     else
         t->lru_tail = c->lprev;
     c->kprev = c->knext = c->lprev = c->lnext = NULL;
-    set_state_locked(t, c, FT_CS_CLOSING);
+    ft_conn_set_state_locked(t, c, FT_CS_CLOSING);
 }
 
 /* ---------------------------------------------------------------- conns */
@@ -236,13 +260,11 @@ ft_conn *ft_conn_new_locked(ft_transport *t, ft_hostpool *hp)
     }
     c->fd = -1;
     c->hp = hp;
-    c->engine = &t->engines[t->next_engine];
-    t->next_engine = (t->next_engine + 1) % t->nengines;
+    c->io = &t->io[t->next_io];
+    t->next_io = (t->next_io + 1) % t->nio;
     hp->nconns++;
     c->state = 0;
-    set_state_locked(t, c, FT_CS_DIALING);
-    t->st.open_conns++;
-    t->st.read_loops++;
+    ft_conn_set_state_locked(t, c, FT_CS_DIALING);
     t->st.dials++;
     return c;
 }
@@ -264,20 +286,17 @@ static ft_conn *take_idle_locked(ft_transport *t, ft_hostpool *hp, ft_conn **exp
             *expired = c;
             continue;
         }
-        set_state_locked(t, c, FT_CS_ACTIVE);
-        t->st.reused_conns++;
+        give_locked(t, c);
         return c;
     }
     return NULL;
 }
 
-static void destroy_list(ft_transport *t, ft_conn *list);
-
 /* Leave the engine's idle watch: the caller owns c now. */
 static ft_conn *taken(ft_conn *c)
 {
-    if (c && c->registered)
-        ft_engine_unwatch(c->engine, c);
+    if (c)
+        ft_conn_unwatch(c);
     return c;
 }
 
@@ -293,8 +312,23 @@ ft_conn *ft_pool_take_idle(ft_transport *t, const char *key)
             c = take_idle_locked(t, hp, &expired);
     }
     pthread_mutex_unlock(&t->mu);
-    destroy_list(t, expired);
+    ft_conn_destroy_list(t, expired);
     return taken(c);
+}
+
+int64_t ft_pool_expire_idle_locked(ft_transport *t, int64_t now, ft_conn **dead)
+{
+    int64_t timeout = t->cfg.idle_conn_timeout;
+    if (timeout <= 0)
+        return 0;
+    while (t->lru_head && now - t->lru_head->idle_at >= timeout) {
+        ft_conn *c = t->lru_head;
+        ft_pool_unlink_idle_locked(t, c);
+        t->st.idle_timeouts++;
+        c->lnext = *dead;
+        *dead = c;
+    }
+    return t->lru_head ? t->lru_head->idle_at + timeout : 0;
 }
 
 /* ---------------------------------------------------------------- wants */
@@ -346,7 +380,7 @@ static void want_finish_locked(ft_transport *t, ft_want *w, int may_free)
 /* Go's wantConn.tryDeliver: the first delivery wins. */
 static void deliver_conn_locked(ft_transport *t, ft_want *w, ft_conn *c)
 {
-    set_state_locked(t, c, FT_CS_ACTIVE);
+    give_locked(t, c);
     w->conn = c;
     want_finish_locked(t, w, 0);   /* c keeps hp alive */
 }
@@ -397,7 +431,7 @@ static int start_dial_locked(ft_transport *t, ft_hostpool *hp, ft_want *w)
     c->dial = d;
     if (t->cfg.dial_timeout > 0)
         d->deadline = ft_now_ns() + t->cfg.dial_timeout;
-    ft_engine_add_dial_locked(c->engine, d);
+    ft_dial_start_locked(d);
     return 0;
 }
 
@@ -464,7 +498,7 @@ int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out)
         }
     }
     pthread_mutex_unlock(&t->mu);
-    destroy_list(t, expired);
+    ft_conn_destroy_list(t, expired);
     *out = taken(c);
     return rc;
 }
@@ -486,9 +520,9 @@ int ft_pool_wait(ft_transport *t, ft_want *w, int64_t until)
 
 /* The request gives up (timeout, cancel, Ctrl-C). Go's wantConn.cancel: a
  * connection delivered meanwhile goes back to the pool. Its dial, if any,
- * goes on and its result is pooled. Returns 1 if it held a dial of its own
- * still in flight (for the error class). */
-ft_conn *ft_pool_cancel_want(ft_transport *t, ft_want *w)
+ * goes on and its result is pooled. (Whether it still had a dial of its own
+ * in flight is read from w->dial before calling, as fail_wait_timeout does.) */
+void ft_pool_cancel_want(ft_transport *t, ft_want *w)
 {
     ft_conn *c = NULL;
     pthread_mutex_lock(&t->mu);
@@ -499,7 +533,6 @@ ft_conn *ft_pool_cancel_want(ft_transport *t, ft_want *w)
     pthread_mutex_unlock(&t->mu);
     if (c)
         ft_pool_put(t, c);
-    return NULL;
 }
 
 void ft_want_free(ft_want *w)
@@ -520,7 +553,7 @@ void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok)
 {
     ft_conn *c = d->c;
     pthread_mutex_lock(&t->mu);
-    ft_engine_unlink_dial_locked(c->engine, d);
+    ft_dial_unlink_locked(d);
     c->dial = NULL;
     if (ok) {
         ft_want *w = d->want;
@@ -553,27 +586,7 @@ void ft_pool_dial_done(ft_transport *t, ft_dial *d, int ok)
         }
         pthread_mutex_unlock(&t->mu);
     }
-    if (d->addrs)
-        freeaddrinfo(d->addrs);
-    free(d->host);
-    free(d->tunnel_req);
-    free(d);
-}
-
-/* Hand a connection closed early to its engine, which discards the
- * c->drain_left bytes still due before c->drain_deadline, then pools it. */
-void ft_pool_start_drain(ft_transport *t, ft_conn *c)
-{
-    pthread_mutex_lock(&t->mu);
-    if (t->closed) {
-        pthread_mutex_unlock(&t->mu);
-        ft_conn_destroy(t, c);
-        return;
-    }
-    set_state_locked(t, c, FT_CS_DRAINING);
-    ft_engine_watch(c->engine, c);
-    ft_engine_add_drain_locked(c->engine, c);
-    pthread_mutex_unlock(&t->mu);
+    ft_dial_free(d);
 }
 
 /* Go's tryPutIdleConn. The caller owns c (active or draining) and has
@@ -597,18 +610,21 @@ void ft_pool_put(ft_transport *t, ft_conn *c)
             pthread_mutex_unlock(&t->mu);
             return;
         }
-        /* 4. close_idle_connections ran and no request came since; 5. full */
-        if (t->close_idle_pending || hp->nidle >= t->cfg.max_idle_conns_per_host)
+        /* 4. close_idle_connections ran and no request came since; 5. full;
+         * or it cannot be watched while idle (see 6) */
+        if (t->close_idle_pending || hp->nidle >= t->cfg.max_idle_conns_per_host
+            || ft_conn_watch(c, 0) != 0)
             refuse = 1;
     }
     if (refuse) {
-        set_state_locked(t, c, FT_CS_CLOSING);
+        ft_conn_set_state_locked(t, c, FT_CS_CLOSING);
         pthread_mutex_unlock(&t->mu);
         ft_conn_destroy(t, c);
         return;
     }
-    /* 6. */
-    set_state_locked(t, c, FT_CS_IDLE);
+    /* 6. Watched while idle (registered above, under mu, so that no taker
+     * sees it idle before it is): a FIN or stray bytes remove it at once. */
+    ft_conn_set_state_locked(t, c, FT_CS_IDLE);
     c->idle_at = ft_now_ns();
     idle_link_locked(t, c);
     ft_conn_release_buf_locked(t, c);
@@ -616,12 +632,9 @@ void ft_pool_put(ft_transport *t, ft_conn *c)
         evict = t->lru_head;
         ft_pool_unlink_idle_locked(t, evict);
     }
-    /* Watch it while idle: a FIN or stray bytes remove it at once. Done under
-     * mu so that no taker can see it idle before it is registered. */
-    ft_engine_watch(c->engine, c);
-    /* 7. */
+    /* 7. engine 0 runs idle_conn_timeout */
     if (t->cfg.idle_conn_timeout > 0)
-        ft_engine_wake_locked(&t->engines[0], c->idle_at + t->cfg.idle_conn_timeout);
+        ft_engine_wake_at(t->io[0].e, c->idle_at + t->cfg.idle_conn_timeout);
     pthread_mutex_unlock(&t->mu);
     if (evict)
         ft_conn_destroy(t, evict);
@@ -630,20 +643,10 @@ void ft_pool_put(ft_transport *t, ft_conn *c)
 /* Leave the engine's watch and the drain list: the caller alone holds c. */
 static void conn_unwatch(ft_transport *t, ft_conn *c)
 {
-    if (c->registered)
-        ft_engine_unwatch(c->engine, c);
+    ft_conn_unwatch(c);
     /* Closing: no longer shut down by ft_transport_close, ignored by engines. */
     pthread_mutex_lock(&t->mu);
-    if (c->dprev || c->dnext || c->engine->drains == c) {
-        if (c->dprev)
-            c->dprev->dnext = c->dnext;
-        else
-            c->engine->drains = c->dnext;
-        if (c->dnext)
-            c->dnext->dprev = c->dprev;
-        c->dprev = c->dnext = NULL;
-    }
-    set_state_locked(t, c, FT_CS_CLOSING);
+    ft_conn_set_state_locked(t, c, FT_CS_CLOSING);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -660,8 +663,6 @@ static void conn_forget(ft_transport *t, ft_conn *c, int keep_buf)
     hp->nconns--;
     grant_slot_locked(t, hp);
     host_maybe_free_locked(t, hp);
-    t->st.open_conns--;
-    t->st.read_loops--;
     t->st.closed_conns++;
     if (!keep_buf)
         ft_conn_release_buf_locked(t, c);
@@ -729,14 +730,14 @@ ft_transport *ft_transport_new(const ft_config *cfg, char *err, size_t errcap)
         if (*paths[i])
             *paths[i] = strdup(*paths[i]);
     t->free_bufs = calloc(FT_MAX_FREE_BUFS, sizeof *t->free_bufs);
-    t->nengines = t->cfg.io_threads;
-    t->engines = calloc((size_t)t->nengines, sizeof *t->engines);
-    if (!t->free_bufs || !t->engines || hosts_grow_locked(t) != 0) {
+    t->nio = t->cfg.io_threads;
+    t->io = calloc((size_t)t->nio, sizeof *t->io);
+    if (!t->free_bufs || !t->io || hosts_grow_locked(t) != 0) {
         snprintf(err, errcap, "out of memory");
         ft_transport_free(t);
         return NULL;
     }
-    if (ft_engines_start(t, err, errcap) != 0) {
+    if (ft_io_start(t, err, errcap) != 0) {
         ft_transport_close(t);
         ft_transport_free(t);
         return NULL;
@@ -756,7 +757,7 @@ static ft_conn *take_all_idle_locked(ft_transport *t)
     return list;
 }
 
-static void destroy_list(ft_transport *t, ft_conn *list)
+void ft_conn_destroy_list(ft_transport *t, ft_conn *list)
 {
     while (list) {
         ft_conn *next = list->lnext;
@@ -774,31 +775,10 @@ void ft_transport_close_idle(ft_transport *t)
     pthread_mutex_lock(&t->mu);
     ft_conn *list = take_all_idle_locked(t);
     t->close_idle_pending = 1;
-    for (int i = 0; i < t->nengines; i++) {
-        int orphans = 0;
-        for (ft_dial *d = t->engines[i].dials; d; d = d->nxt)
-            if (!d->want) {
-                d->abort = 1;                   /* the engine ends it */
-                orphans = 1;
-            }
-        if (orphans)
-            ft_engine_wake_locked(&t->engines[i], ft_now_ns());
-    }
+    for (int i = 0; i < t->nio; i++)
+        ft_dial_abort_orphans_locked(&t->io[i]);
     pthread_mutex_unlock(&t->mu);
-    destroy_list(t, list);
-}
-
-/* After the engines are joined and every watched connection is gone;
- * nothing registers with a closed transport (put and drain check closed). */
-static void engines_close_fds(ft_transport *t)
-{
-    for (int i = 0; t->engines && i < t->nengines; i++) {
-        if (t->engines[i].epfd > 0)
-            close(t->engines[i].epfd);
-        if (t->engines[i].wakefd > 0)
-            close(t->engines[i].wakefd);
-        t->engines[i].epfd = t->engines[i].wakefd = -1;
-    }
+    ft_conn_destroy_list(t, list);
 }
 
 void ft_transport_close(ft_transport *t)
@@ -822,54 +802,14 @@ void ft_transport_close(ft_transport *t)
             shutdown(c->fd, SHUT_RDWR);
     }
     pthread_mutex_unlock(&t->mu);
-    destroy_list(t, list);
-    ft_engines_stop(t);
-    /* Engines are joined: draining connections have no owner left. */
-    pthread_mutex_lock(&t->mu);
-    list = NULL;
-    for (int i = 0; i < t->nengines; i++) {
-        while (t->engines[i].drains) {
-            ft_conn *c = t->engines[i].drains;
-            t->engines[i].drains = c->dnext;
-            if (c->dnext)
-                c->dnext->dprev = NULL;
-            c->dprev = c->dnext = NULL;
-            c->lnext = list;
-            list = c;
-        }
-    }
-    ft_dial *dials = NULL;
-    for (int i = 0; i < t->nengines; i++) {
-        while (t->engines[i].dials) {
-            ft_dial *d = t->engines[i].dials;
-            ft_engine_unlink_dial_locked(&t->engines[i], d);
-            d->nxt = dials;
-            dials = d;
-        }
-    }
-    pthread_mutex_unlock(&t->mu);
-    destroy_list(t, list);
-    while (dials) {
-        ft_dial *d = dials;
-        dials = d->nxt;
-        if (d->c->registered)
-            ft_engine_unwatch(d->c->engine, d->c);
-        d->c->dial = NULL;
-        ft_conn_destroy(t, d->c);
-        if (d->addrs)
-            freeaddrinfo(d->addrs);
-        free(d->host);
-        free(d->tunnel_req);
-        free(d);
-    }
-    engines_close_fds(t);
+    ft_conn_destroy_list(t, list);
+    ft_io_stop(t);
 }
 
 void ft_transport_free(ft_transport *t)
 {
     if (!t)
         return;
-    engines_close_fds(t);
     for (size_t i = 0; i < t->hosts_cap; i++) {
         ft_hostpool *hp = t->hosts[i];
         while (hp) {
@@ -886,7 +826,7 @@ void ft_transport_free(ft_transport *t)
     free(t->slots);
     free(t->slot_gen);
     free(t->free_slots);
-    free(t->engines);
+    free(t->io);
     ft_tls_ctx_free(t->tls);
     free((char *)t->cfg.tls.ca_file);
     free((char *)t->cfg.tls.ca_dir);

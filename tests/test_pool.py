@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from servers import CLOSE, free_port, per_connection, response, wait_until
@@ -188,6 +189,26 @@ def test_cancelled_wait_leaves_its_dial_running(stalled):
         assert t.stats().open_conns == 0
 
 
+def test_read_loops_count_connections_past_dialing(stalled):
+    # A connection still dialing has no read loop yet; idle, in use and
+    # draining ones have one each.
+    with ft.Transport(dial_timeout=5.0) as t:
+        a = t.round_trip(ft.Request("GET", stalled.url("/a")))
+        s = t.stats()
+        assert s.open_conns == s.active_conns == s.read_loops == 1
+        stalled.fill_accept_queue()
+        with pytest.raises(ft.ConnectTimeout):
+            ft.Client(transport=t).get(stalled.url("/x"), timeout=0.2)
+        s = t.stats()
+        assert s.open_conns == 2 and s.dialing_conns == 1 and s.read_loops == 1
+        assert a.read() == b"ok"
+        s = t.stats()
+        assert s.idle_conns == 1 and s.dialing_conns == 1 and s.read_loops == 1
+        t.close_idle_connections()      # closes the idle one, aborts the dial
+        assert wait_until(lambda: t.stats().open_conns == 0)
+        assert t.stats().read_loops == 0
+
+
 def test_dial_error_reaches_the_waiter():
     port = free_port()
     with ft.Transport() as t:
@@ -221,6 +242,24 @@ def test_max_conns_per_host_bounds_connections(http_server):
         assert http_server.max_concurrent <= 2
         assert t.stats().requests == 200
         assert t.host_stats()[http_server.base_url]["conns"] <= 2
+
+
+def test_reused_conns_counts_hand_offs(http_server):
+    # A connection handed straight to a waiting request is reused as much as
+    # one taken idle: each connection's first request is its dial's, every
+    # later one a reuse, so dials + reused_conns == requests when every dialed
+    # connection served (a dial whose requester was served first may not).
+    n = 320
+    with ft.Transport(max_conns_per_host=2) as t, ThreadPoolExecutor(8) as pool:
+        c = ft.Client(transport=t)
+        bodies = list(pool.map(lambda _: c.get(http_server.url("/")).content, range(n)))
+        assert bodies == [b"hello"] * n
+        s = t.stats()
+        served = len({idx for idx, _ in http_server.requests})
+        assert s.requests == n
+        assert s.dials == http_server.accepted <= 2 and served <= s.dials
+        assert s.reused_conns == s.requests - served
+        assert s.dials + s.reused_conns == s.requests + (s.dials - served)
 
 
 def test_unclosed_body_keeps_its_slot_pool_timeout(http_server):

@@ -8,8 +8,10 @@ import dataclasses
 import gc
 import json
 import threading
+import time
 import warnings
 
+import faults
 import pytest
 from servers import (
     CLOSE,
@@ -203,6 +205,28 @@ def test_early_close_drains_small_remainder_and_pools(http_server, transport):
     assert wait_until(lambda: transport.stats().idle_conns == 1)
     transport.round_trip(ft.Request("GET", http_server.url("/"))).read()
     assert http_server.accepted == 1
+
+
+def test_stalled_drain_ends_at_its_deadline_not_the_engines(scripted_server, http_server):
+    # The engine plans to sleep until the idle connection's timeout (30 s); a
+    # drain handed to it meanwhile wakes it for its own, 50 ms away. The rest
+    # of the body never comes: the connection is closed then, not pooled.
+    def half_body_then_hold(conn):
+        if conn.read_request() is not None:
+            conn.send(response(200, body_bytes(1000))[:-500])
+            faults.hold(conn, 5)
+
+    srv = scripted_server(half_body_then_hold)
+    with ft.Transport(idle_conn_timeout=30, io_threads=1) as t:
+        t.round_trip(ft.Request("GET", http_server.url("/"))).read()
+        r = t.round_trip(ft.Request("GET", srv.url("/")))
+        t0 = time.monotonic()
+        r.close()
+        assert wait_until(lambda: t.stats().draining_conns == 0, timeout=5)
+        assert 0.05 <= time.monotonic() - t0 < 1
+        s = t.stats()
+        assert s.open_conns == s.idle_conns == 1 and s.drained_conns == 0
+        assert srv.wait_for(lambda: srv.open_conns == 0, timeout=3)
 
 
 def test_early_close_large_remainder_closes(http_server, transport):
