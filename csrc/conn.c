@@ -138,6 +138,7 @@ void ft_rt_interrupt(ft_transport *t, ft_rt *rt, int why)
 
 static int fail(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+static void reclaim(ft_transport *t, ft_rt *rt);
 
 /* Has another thread asked the owner to stop? Then the exchange fails now
  * (connection closed) and this returns 1. */
@@ -171,6 +172,7 @@ static int fail(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
 
 void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
 {
+    reclaim(t, rt);
     /* after EOF, cancelling has no effect */
     if (rt->phase == PH_FAILED || rt->phase == PH_CLOSED || rt->phase == RS_EOF)
         return;
@@ -386,6 +388,50 @@ static int write_step(ft_transport *t, ft_rt *rt)
         }
         advance(rt, (size_t)w);
     }
+}
+
+/* ---------------------------------------------------------------- parked writes */
+
+void ft_rt_park(ft_transport *t, ft_rt *rt)
+{
+    ft_conn *c = rt->conn;
+    if (!c || rt->upgraded || !writing(rt) || rt->body_more
+        || (rt->phase != RS_BODY && rt->phase != RS_SETTLE))
+        return;
+    pthread_mutex_lock(&t->mu);
+    if (!t->closed && ft_conn_watch(c, 1) == 0) {
+        c->parked = rt;
+        rt->is_parked = 1;
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+int ft_rt_parked_step(ft_transport *t, ft_rt *rt)
+{
+    int w = write_step(t, rt);
+    /* (TLS that wants to read first: left to the owner) */
+    return w != WL_BLOCKED || (rt->conn->ssl && !rt->conn->want_write);
+}
+
+/* The owner is back: take the write back from the engine (waiting out a
+ * step in progress). Every entry point of the owner calls this first. */
+static void reclaim(ft_transport *t, ft_rt *rt)
+{
+    ft_conn *c = rt->conn;
+    if (!rt->is_parked || !c)
+        return;
+    pthread_mutex_lock(&t->mu);
+    while (c->park_busy)
+        pthread_cond_wait(&t->park_cond, &t->mu);
+    if (c->parked) {
+        c->parked = NULL;
+        if (t->closed)
+            c->registered = 0;     /* the engines and their sets are gone */
+        else
+            ft_conn_unwatch(c);
+    }
+    pthread_mutex_unlock(&t->mu);
+    rt->is_parked = 0;
 }
 
 /* ---------------------------------------------------------------- waiting */
@@ -861,6 +907,7 @@ static int fail_wait_timeout(ft_transport *t, ft_rt *rt)
 
 int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
 {
+    reclaim(t, rt);
     int64_t slice_end = ft_now_ns() + (int64_t)slice_ms * 1000000LL;
     for (;;) {
         switch (rt->phase) {
@@ -1180,6 +1227,7 @@ static ssize_t read_chunked(ft_transport *t, ft_rt *rt, char *dst, size_t n, int
 
 ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
 {
+    reclaim(t, rt);
     switch (rt->phase) {
     case RS_BODY:
         break;
@@ -1254,6 +1302,7 @@ ssize_t ft_rt_write(ft_transport *t, ft_rt *rt, const char *src, size_t n, int s
 
 void ft_rt_close(ft_transport *t, ft_rt *rt)
 {
+    reclaim(t, rt);
     ft_conn *c = rt->conn;
     if (rt->phase == RS_BODY && c && rt->framing.kind == FT_BODY_LENGTH && rt->reuse_ok
         && !write_pending(rt) && rt->wstate == WS_DONE

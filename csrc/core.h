@@ -174,6 +174,9 @@ struct ft_conn {
     ft_io *io;                 /* the engine that dials, watches and drains it */
     ft_hostpool *hp;           /* its key's pool entry */
     int registered;            /* in its engine's epoll set */
+    struct ft_rt *parked;      /* under mu: its engine sends this exchange's
+                                  request body while the caller is away */
+    int park_busy;             /* under mu: the engine is in that write now */
     ft_dial *dial;             /* while dialing */
     SSL *ssl;                  /* TLS session, NULL for plain TCP */
     int want_write;            /* TLS: the last read/write needs writability */
@@ -227,6 +230,7 @@ typedef struct ft_rt {
     ft_want want;
     int wstate;                /* write loop state, private */
     int wl_live;               /* counted in ft_transport.write_loops */
+    int is_parked;             /* ft_rt_park handed the write to the engine */
     int body_wait;             /* the caller has no segment ready: wait on body_fd */
     int write_errno;           /* why the write loop failed (0 = it did not) */
     int body_err_code;         /* the body's source failed: FT_E_*, text in body_err */
@@ -311,6 +315,14 @@ ssize_t ft_rt_write(ft_transport *t, ft_rt *rt, const char *src, size_t n, int s
 /* Is the write loop still live (head or body left to send on a connection
  * the exchange holds)? */
 int ft_rt_writing(const ft_rt *rt);
+/* The caller goes back to Python with the request body still being sent:
+ * its engine goes on sending it (in-memory and plain-file bodies; never
+ * Python) until the caller's next call on the exchange takes it back. */
+void ft_rt_park(ft_transport *t, ft_rt *rt);
+/* Engine side of a parked write (watch.c): one non-blocking write step;
+ * 1 when the engine should stop watching (written, failed, or blocked on
+ * something other than writability). */
+int ft_rt_parked_step(ft_transport *t, ft_rt *rt);
 /* From any thread: ask the exchange's owner to stop (FT_INTR_CANCEL: the
  * exchange fails with "context canceled"; FT_INTR_CLOSE: the body was
  * closed, reads fail with "read on closed response body"). Wakes the owner
@@ -367,6 +379,7 @@ struct ft_transport {
     int close_idle_pending;    /* Go's closeIdle: set by close_idle, cleared by a request */
     int next_io;               /* round robin for new connections */
     uint64_t use_seq;          /* source of ft_conn.use_id */
+    pthread_cond_t park_cond;  /* with mu: an engine left a parked write */
     int64_t write_loops;       /* live write loops (atomic, no lock) */
     ft_stats st;
     pthread_mutex_t tls_mu;    /* guards the lazy creation of tls */

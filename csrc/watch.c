@@ -4,7 +4,8 @@
  *  - on_fd: an event's tag is a connection's (slot, generation), resolved
  *    under ft_transport.mu, so a stale event finds nothing; the connection's
  *    state says what the event is for: an idle one became readable (Go's
- *    readLoopPeekFailLocked), a drain can go on, a dial can go on;
+ *    readLoopPeekFailLocked), a drain can go on, a dial can go on, or the
+ *    request body of an exchange whose caller is away can go on (parked);
  *  - on_tick: the timers: idle_conn_timeout over the global LRU (engine 0
  *    only), drain deadlines, dial deadlines and aborted dials. */
 #include "core.h"
@@ -67,6 +68,30 @@ static void idle_readable(ft_transport *t, ft_conn *c)
     ft_conn_destroy(t, c);
 }
 
+/* A connection in use whose caller parked its request body (ft_rt_park)
+ * became writable: one write step, with the exchange's owner kept out
+ * (park_busy) until it ends. Called with mu held; returns with it
+ * released. */
+static void parked_writable(ft_transport *t, ft_conn *c)
+{
+    ft_rt *rt = c->parked;
+    if (!rt || c->park_busy) {
+        pthread_mutex_unlock(&t->mu);
+        return;
+    }
+    c->park_busy = 1;
+    pthread_mutex_unlock(&t->mu);
+    int stop = ft_rt_parked_step(t, rt);
+    pthread_mutex_lock(&t->mu);
+    c->park_busy = 0;
+    if (stop) {
+        c->parked = NULL;
+        ft_conn_unwatch(c);
+    }
+    pthread_cond_broadcast(&t->park_cond);
+    pthread_mutex_unlock(&t->mu);
+}
+
 static void on_fd(void *ctx, ft_engine *e, uint64_t tag, uint32_t events)
 {
     ft_io *io = ctx;
@@ -79,6 +104,10 @@ static void on_fd(void *ctx, ft_engine *e, uint64_t tag, uint32_t events)
     ft_dial *d = state == FT_CS_DIALING ? c->dial : NULL;
     if (state == FT_CS_IDLE)
         ft_pool_unlink_idle_locked(t, c);   /* no taker can have it now */
+    if (state == FT_CS_ACTIVE) {
+        parked_writable(t, c);              /* unlocks mu */
+        return;
+    }
     pthread_mutex_unlock(&t->mu);
     if (state == FT_CS_IDLE)
         idle_readable(t, c);

@@ -190,3 +190,49 @@ def test_blocking_iterator_does_not_hide_an_early_answer(scripted_server):
         assert not any(t.name == "ft-body" for t in threading.enumerate())
         assert client.get(srv.url("/next")).content == b"ok"
         assert srv.accepted == 2                # not reused after the early answer
+
+
+def _answer_then_count(received):
+    """Answer with a head at once; count the upload as it arrives; then send
+    the count as the body (20 digits)."""
+    def handler(conn):
+        while True:
+            req = conn.read_request(body=False, timeout=30)
+            if req is None:
+                return
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n")
+            left = int(req.header("Content-Length"))
+            while left:
+                data = conn.recv_raw(min(left, PIECE), timeout=30)
+                assert data, "client stopped sending"
+                left -= len(data)
+                received[conn.index] = received.get(conn.index, 0) + len(data)
+            conn.send(b"%020d" % received[conn.index])
+            received[conn.index] = 0
+    return handler
+
+
+@pytest.mark.parametrize("kind", ["bytes", "file"])
+def test_engine_sends_the_body_while_the_caller_is_away(scripted_server, tmp_path, kind):
+    # the response head came first; the caller does not read (it is busy
+    # elsewhere): the engine keeps the upload going, far past what socket
+    # buffers hold, and the caller finds the connection ready for reuse
+    received = {}
+    srv = scripted_server(_answer_then_count(received))
+    payload = _payload(BIG)
+    body = _bodies(payload, tmp_path)[kind]()
+    with ft.Client(timeout=60) as client:
+        with client.stream("POST", srv.url("/count"), content=body) as r:
+            assert r.status_code == 200
+            assert srv.wait_for(lambda: received.get(0) in (BIG, 0), timeout=30), received
+            assert client.transport.stats().write_loops == 0
+            assert r.read() == b"%020d" % BIG
+        assert client.transport.stats().idle_conns == 1
+        body2 = _bodies(payload, tmp_path)[kind]()
+        with client.stream("POST", srv.url("/count"), content=body2) as r:
+            assert r.read() == b"%020d" % BIG
+        assert srv.accepted == 1
+        if hasattr(body2, "close"):
+            body2.close()
+    if hasattr(body, "close"):
+        body.close()

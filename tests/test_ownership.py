@@ -92,7 +92,7 @@ def _phase_handler(phase):
             return
         if phase == "head":             # request read, no answer
             conn.read_body(req)
-        elif phase in ("body", "duplex"):  # head and a piece of the body, then nothing
+        elif phase in ("body", "duplex", "parked"):  # head and a piece of the body
             if phase == "body":
                 conn.read_body(req)
             conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
@@ -113,11 +113,13 @@ def _exchange(client, srv, phase, token, got):
     try:
         if phase == "dialing":
             r = client.get(srv.url("/").replace("http:", "https:"), cancel=token)
-        elif phase in ("writing", "duplex"):
+        elif phase in ("writing", "duplex", "parked"):
             r = client.post(srv.url("/"), content=b"u" * BIG, cancel=token, stream=True)
         else:
             r = client.get(srv.url("/"), cancel=token, stream=True)
         got["response"] = r
+        if phase == "parked":           # away while the engine sends the upload
+            got["stopped"].wait(10)
         if phase == "draining":
             r.read(1000)
             r.close()                   # the engine drains the rest
@@ -141,7 +143,8 @@ def _stop(action, client, token, got):
         client.transport.close()
 
 
-@pytest.mark.parametrize("phase", ["dialing", "writing", "head", "body", "duplex", "draining"])
+@pytest.mark.parametrize("phase", ["dialing", "writing", "head", "body", "duplex", "parked",
+                                   "draining"])
 @pytest.mark.parametrize("action", ["cancel", "close_response", "close_transport"])
 def test_stop_from_another_thread_in_every_phase(scripted_server, phase, action):
     srv = scripted_server(_phase_handler(phase))
@@ -150,12 +153,13 @@ def test_stop_from_another_thread_in_every_phase(scripted_server, phase, action)
     for _ in range(ROUNDS):
         client = ft.Client(timeout=20, transport=ft.Transport(verify=False, drain_limit=1 << 20))
         token = ft.CancelToken()
-        got = {}
+        got = {"stopped": threading.Event()}
         owner = threading.Thread(target=_exchange, args=(client, srv, phase, token, got))
         owner.start()
         # stop it at a random moment in (or just after) the phase
         time.sleep(rng.uniform(0, 0.02))
         _stop(action, client, token, got)
+        got["stopped"].set()
         client.transport.close()        # ends phases that the action cannot reach
         owner.join(10)
         assert not owner.is_alive(), f"{phase}/{action}: the owner did not stop"

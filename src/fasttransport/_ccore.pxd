@@ -115,6 +115,7 @@ cdef extern from "core.h" nogil:
     ssize_t ft_rt_write(ft_transport *t, ft_rt *rt, const char *src, size_t n, int slice_ms)
     int ft_rt_writing(const ft_rt *rt)
     void ft_rt_interrupt(ft_transport *t, ft_rt *rt, int why)
+    void ft_rt_park(ft_transport *t, ft_rt *rt)
     void ft_rt_close(ft_transport *t, ft_rt *rt)
     void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
     void ft_rt_free(ft_rt *rt)

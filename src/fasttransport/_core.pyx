@@ -306,6 +306,9 @@ cdef class Exchange:
         if self._close_pending:      # close() came from another thread meanwhile
             self._close_pending = False
             self._close_now()
+        else:
+            # a request body still going: the engine sends it while we are away
+            ft_rt_park(self.tr.t, &self.rt)
         return 0
 
     def _wake(self, int why):
