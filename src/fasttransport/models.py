@@ -1005,7 +1005,10 @@ class Response:
     def close(self) -> None:
         """Done with the body. Before EOF: a remainder of known size up to
         drain_limit is drained (for at most 50 ms) and the connection pooled,
-        anything else closes it. Idempotent."""
+        anything else closes it. Idempotent. Safe from any thread: a read
+        blocked in another thread is woken and raises RemoteProtocolError
+        ("read on closed response body"); that thread releases the
+        connection."""
         if not self._closed:
             self._closed = True
             self._x.close()
