@@ -796,10 +796,12 @@ void ft_transport_close(ft_transport *t)
         for (ft_hostpool *hp = t->hosts[i]; hp; hp = hp->next)
             while (hp->iq_head)
                 deliver_err_locked(t, hp->iq_head, FT_E_CLOSED, "transport is closed", 0);
-    /* Wake the owners of connections in use: their next read fails. */
+    /* Wake the owners of connections in use: their next read fails. (A
+     * dial belongs to its engine, which ends it when it stops; only the
+     * engine touches a dialing connection's fd.) */
     for (uint32_t i = 0; i < t->nslots; i++) {
         ft_conn *c = t->slots[i];
-        if (c && c->fd >= 0 && (c->state == FT_CS_ACTIVE || c->state == FT_CS_DIALING))
+        if (c && c->state == FT_CS_ACTIVE && c->fd >= 0)
             shutdown(c->fd, SHUT_RDWR);
     }
     pthread_mutex_unlock(&t->mu);

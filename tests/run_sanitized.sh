@@ -30,5 +30,19 @@ find "$pkg/fasttransport" \( -name '*.so' -o -name '*.c' -o -name '__pycache__' 
     -exec rm -rf {} +
 cp "$build"/*.so "$pkg/fasttransport/"
 [ $# -gt 0 ] || set -- tests
+# Reports go to files as well: pytest captures stderr, and a sanitizer that
+# halts the process leaves pytest no chance to show what it captured.
+logs="$build/reports"
+rm -rf "$logs" && mkdir -p "$logs"
+for v in ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS; do
+    if [ -n "${!v:-}" ]; then export "$v=${!v}:log_path=$logs/${v%%_*}"; fi
+done
+rc=0
 LD_PRELOAD="$(gcc -print-file-name=$lib)" PYTHONPATH="$pkg" \
-    "$py" -m pytest -p no:cacheprovider -q "$@"
+    "$py" -m pytest -p no:cacheprovider -q "$@" || rc=$?
+if compgen -G "$logs/*" >/dev/null; then
+    echo "sanitizer reports ($logs):" >&2
+    cat "$logs"/* >&2
+    [ "$rc" -ne 0 ] || rc=1
+fi
+exit "$rc"
