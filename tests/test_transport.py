@@ -273,8 +273,8 @@ def test_idle_connection_closed_by_server_leaves_pool(scripted_server, transport
     srv = scripted_server([response(200, b"ok"), CLOSE])
     assert transport.round_trip(ft.Request("GET", srv.url("/"))).read() == b"ok"
     # The engine's idle watch sees the FIN and removes the connection.
-    assert wait_until(lambda: transport.stats().open_conns == 0)
-    assert transport.stats().idle_closed_by_peer == 1
+    assert wait_until(lambda: transport.stats().open_conns == 0
+                      and transport.stats().idle_closed_by_peer == 1)
     assert transport.round_trip(ft.Request("GET", srv.url("/"))).read() == b"ok"
     assert srv.accepted == 2
 
