@@ -249,7 +249,7 @@ static int slot_alloc_locked(ft_transport *t, ft_conn *c)
     return 0;
 }
 
-ft_conn *ft_conn_new_locked(ft_transport *t, ft_hostpool *hp)
+static ft_conn *conn_new_locked(ft_transport *t, ft_hostpool *hp)
 {
     ft_conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -402,7 +402,7 @@ static int start_dial_locked(ft_transport *t, ft_hostpool *hp, ft_want *w)
         free(d);
         d = NULL;
     }
-    ft_conn *c = d ? ft_conn_new_locked(t, hp) : NULL;
+    ft_conn *c = d ? conn_new_locked(t, hp) : NULL;
     if (!c) {
         if (d)
             free(d->host);
