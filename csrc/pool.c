@@ -300,20 +300,45 @@ static ft_conn *taken(ft_conn *c)
     return c;
 }
 
+/* Is a connection just taken from the idle list still usable? Its engine
+ * notices a FIN or stray bytes (a late body on a HEAD or 204, extra bytes
+ * after a response) only when it gets to the event; a request that takes
+ * the connection at once would read them as its response. So look first,
+ * without blocking (stricter than Go, which can lose this race). Over TLS
+ * a record that carries no data (a session ticket) is fine. */
+static int idle_conn_usable(ft_conn *c)
+{
+    char one[1];
+    if (c->ssl) {
+        char ebuf[160];
+        return ft_conn_recv(c, one, sizeof one, ebuf, sizeof ebuf) < 0 && errno == EAGAIN
+               && !c->want_write;
+    }
+    ssize_t r = recv(c->fd, one, sizeof one, MSG_PEEK | MSG_DONTWAIT);
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 ft_conn *ft_pool_take_idle(ft_transport *t, const char *key)
 {
     ft_conn *expired = NULL, *c = NULL;
     pthread_mutex_lock(&t->mu);
     t->st.requests++;
     t->close_idle_pending = 0;      /* a connection request arrived */
-    if (!t->closed) {
-        ft_hostpool *hp = host_get_locked(t, key, 0);
-        if (hp)
-            c = take_idle_locked(t, hp, &expired);
+    for (;;) {
+        ft_hostpool *hp = t->closed ? NULL : host_get_locked(t, key, 0);
+        c = hp ? take_idle_locked(t, hp, &expired) : NULL;
+        pthread_mutex_unlock(&t->mu);
+        if (!taken(c) || idle_conn_usable(c))
+            break;
+        pthread_mutex_lock(&t->mu);
+        t->st.idle_closed_by_peer++;
+        t->st.reused_conns--;       /* it served nobody after all */
+        pthread_mutex_unlock(&t->mu);
+        ft_conn_destroy(t, c);
+        pthread_mutex_lock(&t->mu);
     }
-    pthread_mutex_unlock(&t->mu);
     ft_conn_destroy_list(t, expired);
-    return taken(c);
+    return c;
 }
 
 int64_t ft_pool_expire_idle_locked(ft_transport *t, int64_t now, ft_conn **dead)

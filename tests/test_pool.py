@@ -487,3 +487,38 @@ def test_close_idle_leaves_in_use_alone(http_server):
         s = t.stats()
         assert s.idle_conns == 0 and s.active_conns == 1
         assert len(held.read()) == 1 << 20
+
+
+def test_stray_bytes_after_a_response_are_never_read_as_the_next_one(scripted_server):
+    # A body on a HEAD response arrives a moment late: whoever sees it first
+    # - the engine's idle watch or the non-blocking check a request makes
+    # before it reuses an idle connection - the next request gets its own
+    # response, never the stray bytes.
+    sent = threading.Event()
+    rounds = 100
+
+    def handler(conn):
+        while True:
+            req = conn.read_request(timeout=10)
+            if req is None:
+                return
+            if req.method == "HEAD":
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+                conn.sleep(0.002)    # after the client has pooled the connection
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")
+                sent.set()
+            else:
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nright")
+
+    srv = scripted_server(handler)
+    with ft.Transport() as t:
+        for _ in range(rounds):
+            sent.clear()
+            t.round_trip(ft.Request("HEAD", srv.url("/"))).read()
+            assert sent.wait(5)
+            r = t.round_trip(ft.Request("GET", srv.url("/")))
+            assert r.read() == b"right"
+        s = t.stats()
+    assert s.requests == 2 * rounds
+    # every connection that carried stray bytes was closed, not reused
+    assert srv.accepted == rounds + 1 or s.idle_closed_by_peer >= rounds - 1, (srv.accepted, s)
