@@ -262,3 +262,13 @@ def test_cancel_after_eof_has_no_effect(http_server):
         tok.cancel()
         assert r.read() == b""
         assert c.transport.stats().idle_conns == 1
+
+
+def test_a_huge_declared_length_with_a_short_body_is_a_protocol_error(scripted_server):
+    # nothing is allocated from a length the server only declared
+    srv = scripted_server([b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000000\r\n\r\nabc",
+                           CLOSE])
+    with ft.Client() as client:
+        with pytest.raises(ft.RemoteProtocolError, match="unexpected EOF") as ei:
+            client.get(srv.url("/"))
+        assert 'Get "http://127.0.0.1' in str(ei.value)

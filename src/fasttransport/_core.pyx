@@ -57,6 +57,10 @@ cdef inline object _steal(PyObject *p):
 # signals (Ctrl-C) and its cancel token.
 DEF SLICE_MS = 50
 
+# Most a body's declared length makes read_all() allocate before the bytes
+# are there (untouched pages cost no memory; more grows as it arrives).
+DEF PREALLOC_MAX = 64 << 20
+
 cdef dict _EXC = {
     FT_E_CONNECT: _errors.ConnectError,
     FT_E_CONNECT_TIMEOUT: _errors.ConnectTimeout,
@@ -631,7 +635,9 @@ cdef class Exchange:
             self._read_into(NULL, 0)    # surfaces read-after-close
             return b""
         if self.rt.framing.kind == FT_BODY_LENGTH:
-            size = <Py_ssize_t>self.rt.framing.body_length
+            # sized once from the declared length, up to a bound: a server
+            # may declare a petabyte and send three bytes
+            size = <Py_ssize_t>min(self.rt.framing.body_length, PREALLOC_MAX)
         else:
             size = 65536
         p = _bytes_new(NULL, size)
