@@ -272,3 +272,25 @@ def test_a_huge_declared_length_with_a_short_body_is_a_protocol_error(scripted_s
         with pytest.raises(ft.RemoteProtocolError, match="unexpected EOF") as ei:
             client.get(srv.url("/"))
         assert 'Get "http://127.0.0.1' in str(ei.value)
+
+
+@pytest.mark.parametrize("bad", ["/a\r\nX-Injected: 1", "/a\tb", "/a\x00b", "/a\x7fb"])
+def test_control_characters_in_a_url_are_refused_not_stripped(http_server, bad):
+    # Go's url.Parse: "net/url: invalid control character in URL"
+    url = http_server.url(bad)
+    with pytest.raises(ft.InvalidRequest, match="invalid control character in URL"):
+        ft.Request("GET", url)
+    with ft.Client() as client:
+        with pytest.raises(ft.InvalidRequest, match=r'parse "http://127\.0\.0\.1'):
+            client.get(url)
+    assert http_server.requests == []
+
+
+def test_an_already_cancelled_token_dials_nothing(http_server):
+    token = ft.CancelToken()
+    token.cancel()
+    with ft.Client() as client:
+        with pytest.raises(ft.Cancelled, match="context canceled"):
+            client.get(http_server.url("/"), cancel=token)
+        assert client.transport.stats().dials == 0
+    assert http_server.accepted == 0

@@ -372,6 +372,10 @@ cdef class Exchange:
         if tr.t == NULL:
             raise _errors.TransportError(f'{op} "{url}": transport is closed',
                                          method=op.upper(), url=url)
+        if cancel is not None and (<CancelToken>cancel).cancelled:
+            # cancelled before it started: nothing is dialed or sent
+            raise _errors.Cancelled(f'{op} "{url}": context canceled',
+                                    method=op.upper(), url=url)
         self.tr = tr
         self.op = op
         self.url = url

@@ -13,6 +13,7 @@ import io
 import json as _json
 import mimetypes
 import os
+import re
 import stat
 import threading
 import warnings
@@ -153,6 +154,10 @@ class Headers:
 # ---- URLs -------------------------------------------------------------------
 
 
+_URL_CTL = re.compile(r"[\x00-\x1f\x7f]")
+_URL_PW = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
+
+
 class _URL:
     """A parsed request URL: what the transport needs, computed once per
     distinct URL string."""
@@ -161,6 +166,11 @@ class _URL:
                  "host_bytes", "redacted", "userinfo")
 
     def __init__(self, raw: str) -> None:
+        if _URL_CTL.search(raw):
+            # urlsplit would strip CR, LF and TAB silently; Go refuses them
+            shown = _json.dumps(_URL_PW.sub(r"\1***@", raw))
+            raise InvalidRequest(f"parse {shown}: net/url: invalid control character in URL",
+                                 url=_URL_PW.sub(r"\1***@", raw))
         try:
             parts: SplitResult = urlsplit(raw)
             port = parts.port
