@@ -294,3 +294,31 @@ def test_an_already_cancelled_token_dials_nothing(http_server):
             client.get(http_server.url("/"), cancel=token)
         assert client.transport.stats().dials == 0
     assert http_server.accepted == 0
+
+
+def test_a_request_changed_after_it_was_built_is_checked_again(http_server, scripted_server):
+    # nothing that a change can produce reaches the wire unchecked
+    req = ft.Request("GET", http_server.url("/"), headers={"X-A": "1"})
+    with pytest.raises(ft.InvalidRequest, match="invalid method"):
+        req.method = "GET / HTTP/1.1\r\nX-Smuggled: 1\r\n\r\nGET"
+    with pytest.raises(ft.InvalidRequest, match='invalid header field value for "X-B"'):
+        req.headers["X-B"] = "a\r\nX-Smuggled: 1"
+    with pytest.raises(ft.InvalidRequest, match='invalid header field name'):
+        req.headers.add("Bad Name", "v")
+    with pytest.raises(ft.InvalidRequest, match='invalid header field value'):
+        req.headers = {"X-C": "v\x00"}
+    with pytest.raises(ft.InvalidRequest, match="unsupported protocol scheme"):
+        req.url = "ftp://127.0.0.1/"
+    assert req.method == "GET" and req.url == http_server.url("/")
+    # a URL that is changed is the one the request goes to, credentials and all
+    other = scripted_server(lambda conn: conn.read_request() and conn.send(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nother"))
+    req.url = other.url("/moved")
+    req.headers["Authorization"] = "Bearer t"
+    with ft.Transport() as t:
+        r = t.round_trip(req)
+        assert r.read() == b"other"
+    assert http_server.requests == []
+    (_, seen), = other.requests
+    assert seen.target == "/moved" and seen.header("Authorization") == "Bearer t"
+    assert [(k, v) for k, v in seen.headers if k.startswith("X-")] == [("X-A", "1")]

@@ -272,9 +272,8 @@ class Client:
             if cookie:
                 h = Headers(req.headers)
                 have = "; ".join(h.get_list("Cookie"))
-                h["Cookie"] = f"{have}; {cookie}" if have else cookie
                 try:
-                    _check_headers([("Cookie", h["Cookie"])])
+                    h["Cookie"] = f"{have}; {cookie}" if have else cookie
                 except InvalidRequest as e:
                     e.method, e.url = req.method, req._u.redacted
                     e.args = (f'{req.method.capitalize()} "{req._u.redacted}": '

@@ -112,12 +112,14 @@ class Headers:
         return len(self._list)
 
     def __setitem__(self, name: str, value: str) -> None:
+        _check_headers(((name, value),))     # what a Request would refuse
         low = name.lower()
         self._list = [(k, v) for k, v in self._list if k.lower() != low]
         self._list.append((name, value))
         self._index = None
 
     def add(self, name: str, value: str) -> None:
+        _check_headers(((name, value),))
         self._list.append((name, value))
         self._index = None
 
@@ -246,7 +248,7 @@ def _merge_params(url: str, params: Any) -> str:
 # ---- requests ---------------------------------------------------------------
 
 
-def _check_headers(pairs: List[Tuple[str, str]]) -> None:
+def _check_headers(pairs: Iterable[Tuple[str, str]]) -> None:
     """Raise InvalidRequest (Go's texts, the value never echoed) for a name
     that is not a token or a value with CR, LF, NUL or another control byte,
     or with a character that latin-1 cannot carry."""
@@ -533,42 +535,75 @@ class Request:
     attempt that already sent part of it is not retried ("net/http: cannot
     rewind body after connection loss")."""
 
-    __slots__ = ("method", "url", "headers", "body", "chunked", "_u", "_one_shot",
+    __slots__ = ("_method", "_url", "_headers", "body", "chunked", "_u", "_one_shot",
                  "extensions")
 
     def __init__(self, method: str, url: str, *, headers: HeaderTypes = None,
                  content: Any = None, data: Any = None, json: Any = None,
                  files: Any = None, params: Any = None) -> None:
-        if not isinstance(method, str) or not _core.is_token(method):
-            raise InvalidRequest(f'net/http: invalid method "{method}"', method=str(method),
-                                 url=str(url))
+        try:
+            self.method = method
+        except InvalidRequest as e:
+            e.url = str(url)
+            raise
         url = _merge_params(str(url), params)
         try:
-            self._u = _parse_url(url)
+            self.url = url
         except InvalidRequest as e:
             e.method = method
             raise
-        self.method = method
-        self.url = url
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         try:
-            _check_headers(self.headers._list)
+            self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         except InvalidRequest as e:
             e.method, e.url = method, self._u.redacted
             raise
         if content is None and data is None and json is None and not files:
             self.body, self.chunked, self._one_shot = None, False, False
         else:
-            if self.headers is headers:
-                self.headers = Headers(headers)   # a Content-Type may be added
+            if self._headers is headers:
+                self._headers = Headers(headers)   # a Content-Type may be added
             try:
                 self.body, self.chunked, self._one_shot = _encode_body(
-                    content, data, json, files, self.headers)
+                    content, data, json, files, self._headers)
             except InvalidRequest as e:
                 e.method, e.url = method, self._u.redacted
                 e.args = (f'{method.capitalize()} "{self._u.redacted}": {e}',)
                 raise
         self.extensions: dict = {}
+
+    # Validated when set, so that nothing a change after construction can
+    # produce reaches the wire unchecked (Headers checks its own additions).
+
+    @property
+    def method(self) -> str:
+        return self._method
+
+    @method.setter
+    def method(self, method: str) -> None:
+        if not isinstance(method, str) or not _core.is_token(method):
+            u = getattr(self, "_u", None)
+            raise InvalidRequest(f'net/http: invalid method "{method}"', method=str(method),
+                                 url=u.redacted if u is not None else None)
+        self._method = method
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @url.setter
+    def url(self, url: str) -> None:
+        self._u = _parse_url(str(url))
+        self._url = str(url)
+
+    @property
+    def headers(self) -> Headers:
+        return self._headers
+
+    @headers.setter
+    def headers(self, headers: HeaderTypes) -> None:
+        h = headers if isinstance(headers, Headers) else Headers(headers)
+        _check_headers(h._list)
+        self._headers = h
 
     def __repr__(self) -> str:
         return f"<Request [{self.method} {self._u.redacted}]>"
