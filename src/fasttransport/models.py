@@ -541,19 +541,21 @@ class Request:
     def __init__(self, method: str, url: str, *, headers: HeaderTypes = None,
                  content: Any = None, data: Any = None, json: Any = None,
                  files: Any = None, params: Any = None) -> None:
-        try:
-            self.method = method
-        except InvalidRequest as e:
-            e.url = str(url)
-            raise
+        # the setters' checks, inline (this is on every request's path)
+        if not isinstance(method, str) or not _core.is_token(method):
+            raise InvalidRequest(f'net/http: invalid method "{method}"', method=str(method),
+                                 url=str(url))
         url = _merge_params(str(url), params)
         try:
-            self.url = url
+            self._u = _parse_url(url)
         except InvalidRequest as e:
             e.method = method
             raise
+        self._method = method
+        self._url = url
+        self._headers = headers if isinstance(headers, Headers) else Headers(headers)
         try:
-            self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+            _check_headers(self._headers._list)
         except InvalidRequest as e:
             e.method, e.url = method, self._u.redacted
             raise
@@ -592,8 +594,9 @@ class Request:
 
     @url.setter
     def url(self, url: str) -> None:
-        self._u = _parse_url(str(url))
-        self._url = str(url)
+        url = str(url)
+        self._u = _parse_url(url)
+        self._url = url
 
     @property
     def headers(self) -> Headers:

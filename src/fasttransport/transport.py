@@ -321,8 +321,8 @@ class Transport:
     def _send(self, request: Request, deadline_ns: Optional[int], cancel: Any,
               stream: bool) -> Response:
         u = request._u
-        method = request.method
-        headers = request.headers
+        method = request._method
+        headers = request._headers
         gzip = not self.disable_compression and method != "HEAD"
         req_close = self.disable_keep_alives
         if headers._list:
