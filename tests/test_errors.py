@@ -4,7 +4,9 @@ the next request on the same Transport works."""
 
 from __future__ import annotations
 
+import gc
 import time
+import tracemalloc
 
 import pytest
 from servers import CLOSE, RESET, free_port, per_connection, response
@@ -322,3 +324,58 @@ def test_a_request_changed_after_it_was_built_is_checked_again(http_server, scri
     (_, seen), = other.requests
     assert seen.target == "/moved" and seen.header("Authorization") == "Bearer t"
     assert [(k, v) for k, v in seen.headers if k.startswith("X-")] == [("X-A", "1")]
+
+
+def _bytes_kept(work) -> int:
+    """Python memory still held after work() and a collection (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        work()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_long_unique_urls_are_not_kept():
+    # the parsed-URL cache is bounded in bytes, not only in entries
+    def build():
+        for i in range(64):
+            assert ft.Request("GET", f"http://127.0.0.1/{i}?" + "q" * (1 << 20)).url
+
+    kept = _bytes_kept(build)
+    assert kept < 8 << 20, f"{kept >> 20} MiB kept after 64 requests with 1 MiB URLs"
+
+
+def test_long_unique_redirect_urls_are_not_kept(scripted_server):
+    # a crawler led through redirects with huge unique Locations (and a
+    # cookie jar that parses each URL) keeps none of them once done
+
+    runs = []
+
+    def handler(conn):
+        while True:
+            req = conn.read_request(timeout=10)
+            if req is None:
+                return
+            if req.target == "/":
+                runs.append(1)
+            n = int(req.target.split("/")[1][:3] or 0) if req.target != "/" else 0
+            if n < 24:   # every Location unique: the run's number in it
+                loc = f"/{n + 1:03d}?{len(runs)}" + "q" * (512 << 10)
+                conn.send(b"HTTP/1.1 302 Found\r\nLocation: %s\r\nSet-Cookie: a=%d\r\n"
+                          b"Content-Length: 0\r\n\r\n" % (loc.encode(), n))
+            else:
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+
+    srv = scripted_server(handler, keep_requests=False)   # (the server keeps nothing)
+    with ft.Client(max_redirects=30) as client:
+        client.get(srv.url("/")).read()       # warm-up: imports, pools, the jar
+
+        def crawl():
+            r = client.get(srv.url("/"))
+            assert r.content == b"done" and len(r.history) == 24
+
+        kept = _bytes_kept(crawl)
+    assert kept < 4 << 20, f"{kept >> 20} MiB kept after 24 redirects through 512 KiB URLs"

@@ -11,7 +11,7 @@ import re
 import threading
 import urllib.request
 from typing import Any, Iterator, List, Optional, Tuple
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin
 
 from . import _core
 from .errors import (
@@ -21,7 +21,16 @@ from .errors import (
     TooManyRedirects,
     UnrewindableBodyError,
 )
-from .models import Headers, HeaderTypes, Request, Response, _check_headers, _parse_url
+from .models import (
+    Headers,
+    HeaderTypes,
+    Request,
+    Response,
+    _check_headers,
+    _forget_long_url,
+    _parse_url,
+    _urlsplit_uncached,
+)
 from .transport import Transport
 
 __all__ = ["Client", "request", "get", "head", "post", "put", "patch", "delete", "options"]
@@ -107,7 +116,7 @@ def _parse_location(base: str, loc: str) -> str:
     if not loc.isascii():
         loc = quote(loc.encode("latin-1"), safe=_PRINTABLE)
     try:
-        _ = urlsplit(loc).port
+        _ = _urlsplit_uncached(loc).port
     except ValueError as e:
         authority = loc.partition("//")[2]
         for sep in "/?#":
@@ -120,7 +129,9 @@ def _parse_location(base: str, loc: str) -> str:
         else:
             cause = f'invalid port "{hostport[hostport.rfind(":"):]}" after host'
         raise ValueError(f'parse "{loc}": {cause}') from None
-    return urljoin(base, loc)
+    joined = urljoin(base, loc)
+    _forget_long_url(loc)
+    return joined
 
 
 def _cookie_pairs(values: List[str]) -> List[Tuple[str, str]]:
@@ -289,6 +300,8 @@ class Client:
         resp = self.transport._send(req, deadline, cancel, True)
         if jar is not None and resp._x.has_header(b"set-cookie"):
             jar.extract_cookies(_JarResponse(resp.headers), urllib.request.Request(req.url))
+        if jar is not None:
+            _forget_long_url(req.url)
         return resp
 
     def _follow(self, orig: Request, orig_headers: Headers, resp: Response,
@@ -364,7 +377,7 @@ class Client:
                 for name in _SENSITIVE:
                     if name in headers:
                         del headers[name]
-            if "host" in headers and urlsplit(loc).scheme:
+            if "host" in headers and _urlsplit_uncached(loc).scheme:
                 del headers["host"]
             if "referer" in headers:
                 del headers["referer"]

@@ -156,6 +156,10 @@ class Headers:
 # ---- URLs -------------------------------------------------------------------
 
 
+_urlsplit_uncached = getattr(urlsplit, "__wrapped__", urlsplit)
+#: URLs up to this long are parsed once and kept (2,048 of them at most, so
+#: the caches hold a few MiB at worst); longer ones are parsed each time.
+_CACHED_URL_MAX = 2048
 _URL_CTL = re.compile(r"[\x00-\x1f\x7f]")
 _URL_PW = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
 
@@ -174,7 +178,10 @@ class _URL:
             raise InvalidRequest(f"parse {shown}: net/url: invalid control character in URL",
                                  url=_URL_PW.sub(r"\1***@", raw))
         try:
-            parts: SplitResult = urlsplit(raw)
+            # the standard library keeps its last 128 results (3.11+): a
+            # long URL is split without that cache
+            parts: SplitResult = (urlsplit if len(raw) <= _CACHED_URL_MAX
+                                  else _urlsplit_uncached)(raw)
             port = parts.port
         except ValueError as e:
             raise InvalidRequest(f'parse "{raw}": {e}', url=raw) from None
@@ -227,8 +234,24 @@ class _URL:
             self.redacted = raw
 
 
+def _forget_long_url(url: str) -> None:
+    """After a URL too long to keep went through the standard library
+    (urljoin, the cookie jar), empty its urlsplit cache (3.11+ keeps the last
+    128 results, whatever their size)."""
+    if len(url) > _CACHED_URL_MAX and hasattr(urlsplit, "cache_clear"):
+        urlsplit.cache_clear()
+
+
 @lru_cache(maxsize=2048)
+def _parse_cached_url(raw: str) -> _URL:
+    return _URL(raw)
+
+
 def _parse_url(raw: str) -> _URL:
+    """The parsed URL, from a bounded cache for ordinary URLs (a crawler
+    following multi-megabyte redirect URLs must not keep them)."""
+    if len(raw) <= _CACHED_URL_MAX:
+        return _parse_cached_url(raw)
     return _URL(raw)
 
 
