@@ -680,13 +680,21 @@ class _Decoder:
     the body did; ``read`` serves at most n decoded bytes at a time, keeping
     the rest. Both raise RemoteProtocolError ``<Op> "<url>": <name>: <cause>``."""
 
-    __slots__ = ("_op", "_url", "_pending", "_pos")
+    __slots__ = ("_op", "_url", "_pending", "_pos", "_closed")
     name = ""
+    closed_text = "http: read on closed response body"
 
     def __init__(self, op: str, url: str) -> None:
         self._op, self._url = op, url
         self._pending = b""
         self._pos = 0
+        self._closed = False
+
+    def close(self) -> None:
+        """The body was closed: decoded bytes still kept are dropped and
+        later reads fail (never served after close)."""
+        self._closed = True
+        self._pending, self._pos = b"", 0
 
     def _error(self, cause: str) -> RemoteProtocolError:
         return RemoteProtocolError(f'{self._op} "{self._url}": {cause}',
@@ -700,6 +708,8 @@ class _Decoder:
 
     def read(self, x: Any, n: int) -> bytes:
         """Up to n decoded bytes (n < 0: all the rest) from exchange x."""
+        if self._closed:
+            raise self._error(self.closed_text)
         if n == 0:
             return b""
         pending, pos = self._pending, self._pos
@@ -765,6 +775,7 @@ class _GzipDecoder(_MembersDecoder):
 
     __slots__ = ()
     name = "gzip"
+    closed_text = "file already closed"      # Go tip, for a gzip-decoded body
 
     def _new(self) -> Any:
         return zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -1083,6 +1094,8 @@ class Response:
         if not self._closed:
             self._closed = True
             self._x.close()
+        if self._decoder is not None and self._content is None:
+            self._decoder.close()
 
     @property
     def is_closed(self) -> bool:
