@@ -38,11 +38,10 @@ class TransportStats:
     past dialing: idle-watched, in use, or draining); write_loops the
     requests whose write loop still has head or body to send (an upload in
     progress, also while its response is already being read); io_threads the
-    native engine
-    threads that run them when no caller does; waiting_requests the requests
-    waiting for a connection; reused_conns the requests that got a connection
-    an earlier request had (taken idle or handed over), so dials +
-    reused_conns == requests when every dialed connection served one;
+    native engine threads that run them when no caller does; waiting_requests
+    the requests waiting for a connection; reused_conns the requests that got
+    a connection an earlier request had (taken idle or handed over), so
+    dials + reused_conns == requests when every dialed connection served one;
     tls_handshakes / tls_resumed the full and abbreviated TLS handshakes so
     far."""
 
