@@ -312,7 +312,9 @@ def test_file_body_is_streamed(scripted_server, tmp_path):
     assert got["before"] == first           # the body began with the file's first bytes
 
 
-def test_partly_sent_one_shot_body_is_not_rewound(scripted_server):
+def test_one_shot_body_is_not_retried_and_the_error_stands(scripted_server):
+    # Go: a body without GetBody makes the request neither replayable nor
+    # retryable when nothing was written; the original error comes back
     srv = scripted_server(per_connection([response(200, b"ok"), b"", CLOSE],
                                          [response(200, b"ok")]))
     with ft.Transport() as t:
@@ -320,5 +322,6 @@ def test_partly_sent_one_shot_body_is_not_rewound(scripted_server):
         body = (b"x" * 10 for _ in range(3))
         req = ft.Request("PUT", srv.url("/p"), content=body,
                          headers={"Idempotency-Key": "k"})
-        with pytest.raises(ft.TransportError, match="cannot rewind body after connection loss"):
+        with pytest.raises(ft.RemoteProtocolError, match=r'Put "http://127\.0\.0\.1:\d+/p": EOF'):
             t.round_trip(req)
+        assert srv.accepted == 1                 # not sent again on a new connection

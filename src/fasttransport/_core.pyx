@@ -278,7 +278,7 @@ cdef class Exchange:
     cdef readonly object cancel
     cdef bint _busy, _close_pending
     cdef object _stream, _tunnel, _pump
-    cdef bint _chunked, _pulled, _use_pump
+    cdef bint _chunked, _use_pump
     cdef Py_ssize_t _length, _sent
 
     def __cinit__(self):
@@ -462,7 +462,6 @@ cdef class Exchange:
         """The write loop sent the current segment: give it the next one, or
         let it wait for the pump (the response may come first)."""
         cdef bytes seg
-        self._pulled = True
         try:
             chunk = self._pull()
         except BaseException:
@@ -561,11 +560,6 @@ cdef class Exchange:
     @property
     def nothing_written(self):
         return self.rt.nwritten == 0
-
-    @property
-    def body_consumed(self):
-        """Part of a streamed body was taken from its source."""
-        return self._pulled
 
     @property
     def got_response_bytes(self):

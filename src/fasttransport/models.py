@@ -555,8 +555,8 @@ class Request:
     streamed by the write loop as it sends them. A body that came from an
     iterator or a file that cannot seek is one-shot: a 307/308 redirect that
     would have to send it again raises UnrewindableBodyError, and a failed
-    attempt that already sent part of it is not retried ("net/http: cannot
-    rewind body after connection loss")."""
+    attempt is never retried on another connection (the error stands, as in
+    Go for a body without GetBody)."""
 
     __slots__ = ("_method", "_url", "_headers", "body", "chunked", "_u", "_one_shot",
                  "extensions")

@@ -72,12 +72,19 @@ class TransportStats:
 _REPLAYABLE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "QUERY"))
 
 
+def _rewindable(req: Request) -> bool:
+    """No body, or one that can be produced again (Go: GetBody != nil); a
+    one-shot body (an iterator, a file that cannot seek) cannot."""
+    return req.body is None or not req._one_shot
+
+
 def _is_replayable(req: Request) -> bool:
     """Go's Request.isReplayable: an idempotent method or an
-    Idempotency-Key / X-Idempotency-Key header, and a body that can be sent
-    again (ours are always bytes in memory, so always rewindable)."""
-    return (req.method in _REPLAYABLE_METHODS or "idempotency-key" in req.headers
-            or "x-idempotency-key" in req.headers)
+    Idempotency-Key / X-Idempotency-Key header, and a body that is absent or
+    rewindable."""
+    return (_rewindable(req) and (req.method in _REPLAYABLE_METHODS
+                                  or "idempotency-key" in req.headers
+                                  or "x-idempotency-key" in req.headers))
 
 
 def _should_retry(x: Any, req: Request, err: HTTPError) -> bool:
@@ -87,7 +94,8 @@ def _should_retry(x: Any, req: Request, err: HTTPError) -> bool:
     - only if the connection had already completed an exchange (isReused):
       a fresh connection's failure is the server's answer, never retried;
     - never for timeouts or cancellation (the caller's deadline is spent);
-    - nothing of the request was written (nothingWrittenError): any method;
+    - nothing of the request was written (nothingWrittenError): any method,
+      if the body is absent or rewindable;
     - otherwise the request must be replayable (isReplayable) and the failure
       early: no byte of the response arrived (transportReadFromServerError /
       errServerClosedIdle).
@@ -96,7 +104,7 @@ def _should_retry(x: Any, req: Request, err: HTTPError) -> bool:
     if not x.conn_reused or isinstance(err, (TimeoutError, Cancelled)):
         return False
     if x.nothing_written:
-        return True
+        return _rewindable(req)
     if x.got_response_bytes:
         return False
     return _is_replayable(req)
@@ -377,11 +385,7 @@ class Transport:
                         pump=request._one_shot)
             except HTTPError as err:
                 if _should_retry(x, request, err):
-                    if x.body_consumed and request._one_shot:
-                        raise TransportError(
-                            f'{op} "{u.redacted}": net/http: cannot rewind body after '
-                            "connection loss", method=method, url=u.redacted) from err
-                    continue
+                    continue   # (a one-shot body is never retried: the error stands, as in Go)
                 if (route and isinstance(err, (ConnectError, ConnectTimeout))
                         and ": dial tcp " in str(err)):
                     # the proxy could not be dialled (a CONNECT refusal keeps
