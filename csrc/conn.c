@@ -636,7 +636,7 @@ static int on_head(ft_transport *t, ft_rt *rt, size_t len)
         return -1;
     }
     c->rpos += len;
-    /* Go's persistConn reuse conditions for the request/response pair (§7).
+    /* Go's persistConn reuse conditions for the request/response pair.
      * The request write must have finished (checked when the head is
      * returned); the body's outcome is applied in settle / ft_rt_close. */
     rt->reuse_ok = !rt->framing.close && !rt->req_close && !t->cfg.disable_keep_alives

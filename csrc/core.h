@@ -213,7 +213,7 @@ typedef struct ft_rt {
     int tls;                   /* https: TLS on the connection */
     const char *tls_host;      /* TLS name when it is not `host` (a tunnel) */
     const char *tunnel;        /* "host:port" to CONNECT to through the proxy
-                                  at host:port, or NULL (GO_TRANSPORT_SPEC §16) */
+                                  at host:port, or NULL */
     const char *tunnel_auth;   /* Proxy-Authorization for the CONNECT */
     int req_close;             /* request carries Connection: close */
     int64_t deadline;          /* absolute ns for the whole exchange, 0 = none */

@@ -1,5 +1,5 @@
 """Client behaviour through the public API against loopback servers:
-redirects (GO_TRANSPORT_SPEC §14), cookies (§15), request bodies, auth,
+redirects, cookies, request bodies, auth,
 trailers, and bad input that must be refused before anything is sent.
 
 Tests that need several host names send everything through a scripted

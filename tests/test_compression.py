@@ -1,4 +1,4 @@
-"""Transparent decompression (GO_TRANSPORT_SPEC §12) through the Client:
+"""Transparent decompression through the Client:
 gzip when the transport asked for it, and deflate / br / zstd when the caller
 asked for them; corrupt data raises RemoteProtocolError naming the method,
 the URL and the encoding, and the client keeps working."""

@@ -6,7 +6,7 @@ HEAD/1xx/204/304 responses, and feeds each to fasttransport._parser and to
 an h11 client connection. Both must accept or both reject; when both accept
 they must agree on the status line, the header fields and the framing.
 
-Go's rules (GO_TRANSPORT_SPEC.md sections 8 and 9) differ from h11's in a few
+Go's response parsing rules differ from h11's in a few
 places. Each difference is a named predicate in KNOWN_DIFFERENCES below, with
 the reason beside it; a disagreement is accepted only when one of them
 explains it, and is then recorded with hypothesis.event so that

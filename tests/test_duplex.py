@@ -1,5 +1,5 @@
-"""Full duplex: the read loop and the write loop progress independently
-(GO_TRANSPORT_SPEC §5, §7). A server may answer while the upload is still
+"""Full duplex: the read loop and the write loop progress independently, as
+Go's writeLoop and readLoop do. A server may answer while the upload is still
 going - an echo that streams the body back as it reads it, an early 401/413 -
 and the response is returned while the rest of the request body keeps
 flowing; the connection is reused only when the write finished."""

@@ -1,6 +1,6 @@
 """Fault injection: a server that misbehaves in each way of ``faults.py``.
 
-For every fault: the documented exception (API.md) within the configured
+For every fault: the documented exception within the configured
 timeout, a message naming method, URL and cause, a consistent pool afterwards
 (nothing active, waiting or dialing; every open connection idle or draining)
 and a next request on the same Transport that works.  Then cancellation from

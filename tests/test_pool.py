@@ -1,4 +1,4 @@
-"""Go's connection management (GO_TRANSPORT_SPEC §1-4, §7, §11, §17), one
+"""Go's connection management, one
 test per rule, through the public API against loopback servers. Names follow
 the Go tests they mirror where the spec names one."""
 
@@ -113,7 +113,7 @@ def stalled():
     s.check_errors()
 
 
-# ---- §1 connection keys -------------------------------------------------
+# ---- connection keys -------------------------------------------------
 
 
 def test_key_fills_default_port_and_shares_connection(http_server):
@@ -135,7 +135,7 @@ def test_key_keeps_ascii_case_of_host(http_server):
         assert set(t.host_stats()) == {f"http://localhost:{port}", f"http://LOCALHOST:{port}"}
 
 
-# ---- §2 getting a connection ----------------------------------------------
+# ---- getting a connection ----------------------------------------------
 
 
 def test_idle_reuse_is_lifo(http_server):
@@ -219,7 +219,7 @@ def test_dial_error_reaches_the_waiter():
         assert t.host_stats() == {}
 
 
-# ---- §3 max_conns_per_host --------------------------------------------------
+# ---- max_conns_per_host --------------------------------------------------
 
 
 def test_max_conns_per_host_bounds_connections(http_server):
@@ -334,7 +334,7 @@ def test_closed_connection_passes_its_slot_to_a_waiter(scripted_server):
         assert srv.accepted == 2
 
 
-# ---- §4 idle pool -------------------------------------------------------------
+# ---- idle pool -------------------------------------------------------------
 
 
 def test_max_idle_conns_evicts_globally_oldest(scripted_server):
@@ -374,7 +374,7 @@ def test_bytes_after_body_make_connection_unusable(scripted_server):
         assert t.stats().open_conns == 0
 
 
-# ---- §7 reuse rules --------------------------------------------------------------
+# ---- reuse rules --------------------------------------------------------------
 
 
 def test_request_connection_close_header_not_reused(http_server):
@@ -412,7 +412,7 @@ def test_101_switching_protocols_not_pooled(scripted_server):
         assert t.stats().open_conns == 0 and t.stats().idle_conns == 0
 
 
-# ---- §11 retries -------------------------------------------------------------------
+# ---- retries -------------------------------------------------------------------
 
 
 def _stale_after_first():
@@ -465,7 +465,7 @@ def test_failure_after_response_bytes_not_retried(scripted_server):
         assert srv.accepted == 1
 
 
-# ---- §17 close_idle_connections ---------------------------------------------------
+# ---- close_idle_connections ---------------------------------------------------
 
 
 def test_close_idle_conns_then_return(http_server):

@@ -1,4 +1,4 @@
-"""Proxies (GO_TRANSPORT_SPEC §16): the selection rules of
+"""Proxies: the selection rules of
 ``fasttransport.proxy`` (environment, NO_PROXY, CGI guard), plain-http
 requests through a scripted proxy (what reaches the proxy byte for byte),
 and an integration test against a real forward proxy, Debian's tinyproxy."""

@@ -1,4 +1,4 @@
-"""The write loop: Expect: 100-continue (GO_TRANSPORT_SPEC §10) and request
+"""The write loop: Expect: 100-continue and request
 bodies streamed segment by segment from an iterator."""
 
 from __future__ import annotations

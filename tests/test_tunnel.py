@@ -1,5 +1,5 @@
 """https through an http proxy: the CONNECT tunnel made by the dial state
-machine on the engine (GO_TRANSPORT_SPEC §16), against a scripted relay
+machine on the engine, against a scripted relay
 proxy and a real tinyproxy."""
 
 from __future__ import annotations

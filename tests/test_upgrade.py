@@ -1,4 +1,4 @@
-"""101 Switching Protocols (GO_TRANSPORT_SPEC §10): with Upgrade and
+"""101 Switching Protocols: with Upgrade and
 Connection: upgrade the response body becomes the connection itself, read
 and write, detached from the pool for good (Go's
 TestTransportResponseBodyWritableOnProtocolSwitch); a WebSocket library runs

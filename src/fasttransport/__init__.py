@@ -5,7 +5,7 @@ Transport and Client, with the hot path in native code.
     r = ft.get("http://127.0.0.1:8080/")
     print(r.status_code, r.headers["Content-Type"], len(r.content))
 
-See API.md (the public contract) and README.md.
+README.md describes the public API and the design.
 """
 
 from ._core import CancelToken

@@ -250,7 +250,7 @@ def _progress(args: argparse.Namespace, total: Optional[int]) -> Any:
 
 def _verbose_request(method: str, url: str, headers: List[tuple], body: Optional[bytes],
                      insecure: bool) -> None:
-    """The request head as the transport writes it (API.md, "ft.Request"):
+    """The request head as the transport writes it:
     Host, User-Agent, the caller's headers, Accept-Encoding, Content-Length."""
     u = urlsplit(url)
     err = sys.stderr

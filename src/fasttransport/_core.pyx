@@ -2,10 +2,10 @@
 """The bridge between Python and the native transport (csrc/core.h).
 
 Everything that blocks runs with the GIL released: the caller's own thread
-runs its connection's write loop and read loop (DESIGN.md). Waits are cut
+runs its connection's write loop and read loop. Waits are cut
 into slices so that Ctrl-C (and cancellation) is noticed between them.
 
-C error codes become the exception classes of API.md here, and only here
+C error codes become the public exception classes here, and only here
 (`_raise_for`).
 """
 cimport cython
@@ -357,7 +357,7 @@ cdef class Exchange:
               Py_ssize_t length=-1, bytes tls_host=None, bytes tunnel=None,
               bytes tunnel_auth=None, bint pump=False):
         """Send the request and read the response head (blocking, GIL
-        released). Raises the API.md exception on failure.
+        released). Raises the documented exception on failure.
 
         body: bytes (sent as they are), or an iterator of bytes streamed from
         the write loop segment by segment: framed as chunked transfer coding
@@ -579,7 +579,7 @@ cdef class Exchange:
         try:
             if (self.cancel is not None and (<CancelToken>self.cancel).cancelled
                     and not ft_rt_at_eof(&self.rt)):
-                # cancelled: bytes already received are dropped (Go, §13)
+                # cancelled: bytes already received are dropped (as in Go)
                 ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, b"context canceled")
                 self._raise()
             while True:
@@ -752,7 +752,7 @@ cpdef bint is_valid_value(str s):
 
 def build_head(str method, str target, str host, list headers, Py_ssize_t content_length,
                bint chunked, bint add_gzip, bint add_close, str default_ua):
-    """Serialise a request head in Go's wire order (GO_TRANSPORT_SPEC §5):
+    """Serialise a request head in Go's wire order:
     request line, Host, User-Agent, Content-Length or Transfer-Encoding, the
     caller's headers, then Accept-Encoding: gzip and Connection: close.
     headers: validated (name, value) str pairs."""

@@ -36,7 +36,7 @@ from .transport import Transport
 __all__ = ["Client", "request", "get", "head", "post", "put", "patch", "delete", "options"]
 
 _UNSET: Any = object()
-#: Go's sensitive headers: dropped on a redirect to another host (§14).
+#: Go's sensitive headers: dropped on a redirect to another host.
 _SENSITIVE = ("authorization", "www-authenticate", "cookie", "cookie2",
               "proxy-authorization", "proxy-authenticate")
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -190,8 +190,7 @@ class Client:
     - auth: ``(user, password)`` sent as ``Authorization: Basic`` with every
       request (a request's ``auth=`` replaces it).
 
-    Redirects, cookies and the Referer follow Go's Client (GO_TRANSPORT_SPEC
-    §14, §15): see ``_follow``.
+    Redirects, cookies and the Referer follow Go's Client: see ``_follow``.
     """
 
     def __init__(self, *, transport: Optional[Transport] = None,
@@ -306,7 +305,7 @@ class Client:
 
     def _follow(self, orig: Request, orig_headers: Headers, resp: Response,
                 deadline: Optional[int], cancel: Any) -> Response:
-        """Go's Client.do redirect loop (GO_TRANSPORT_SPEC §14), from the
+        """Go's Client.do redirect loop, from the
         first response, a 3xx:
 
         - 301/302/303, 307, 308 with a Location are followed; a 3xx without

@@ -1,4 +1,4 @@
-"""The exception hierarchy of API.md.
+"""The exception hierarchy.
 
 Every message has Go's form ``<Op> "<url>": <cause>`` (the URL without
 credentials); the exception also carries ``method`` and ``url``.

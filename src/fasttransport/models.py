@@ -1,4 +1,4 @@
-"""Request, Response and Headers (API.md).
+"""Request, Response and Headers.
 
 A Response wraps a native exchange (``_core.Exchange``): its head is parsed
 in C and its headers become Python objects only on first access; its body is
@@ -640,7 +640,7 @@ class Request:
 
 # ---- transparent decompression ---------------------------------------------
 #
-# GO_TRANSPORT_SPEC §12: when the transport asked for gzip itself (the caller
+# Go's transparent gzip: when the transport asked for gzip itself (the caller
 # set no Accept-Encoding, disable_compression is off, no Range, not HEAD), a
 # gzip response is decoded and its Content-Encoding and Content-Length are
 # removed. A gzip response to a request whose caller set Accept-Encoding
@@ -914,7 +914,7 @@ def _pick_decoder(x: Any, headers: "Headers", request: "Request",
 
 
 class Response:
-    """An HTTP response. See API.md for the attributes. The body is read
+    """An HTTP response. The body is read
     with read()/content/iter_bytes() or through the ``body`` file object;
     reading it to EOF returns the connection to the pool, close() before EOF
     drains a small remainder or closes the connection."""

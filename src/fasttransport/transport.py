@@ -111,7 +111,7 @@ def _should_retry(x: Any, req: Request, err: HTTPError) -> bool:
 
 
 def _tls_files(verify: Union[bool, str], cert: Any) -> dict:
-    """The native TLS settings for verify= and cert= (API.md).
+    """The native TLS settings for verify= and cert=.
 
     verify=True uses the certifi bundle when certifi is installed, else the
     system store (OpenSSL's default paths); a str names a CA bundle file or a
@@ -147,7 +147,7 @@ class _ProxyRoute:
     the Proxy-Authorization value; or ``error``, the reason it cannot be
     sent (raised as TransportError). Plain-http targets share one key per
     proxy (absolute-form requests); an https target gets a key of its own and
-    a CONNECT tunnel (``tunnel`` = its "host:port"), GO_TRANSPORT_SPEC §1, §16."""
+    a CONNECT tunnel (``tunnel`` = its "host:port")."""
 
     __slots__ = ("key", "host", "port", "auth", "error", "tunnel")
 
@@ -235,7 +235,7 @@ class Transport:
       this many bytes is drained (for at most 50 ms) so the connection can be
       pooled; 0 = always close (Go 1.26). Default 256 KiB (Go tip).
     - io_threads: native I/O engine threads (idle watch, drains, timers).
-    - verify, cert, proxy: TLS and proxy settings (API.md).
+    - verify, cert, proxy: TLS and proxy settings.
     - proxy [Proxy]: a proxy URL for every request (Go's ProxyURL; no
       NO_PROXY), None for none; default: from the environment, read once per
       process (Go's ProxyFromEnvironment; see ``fasttransport.proxy``).
@@ -364,7 +364,7 @@ class Transport:
                 if route.tunnel is None:
                     # Go's absolute-form request line to an http proxy; the
                     # key leaves the target out, so one proxy connection
-                    # serves every plain-http target (GO_TRANSPORT_SPEC §1, §16)
+                    # serves every plain-http target
                     target = f"http://{headers.get('Host') or u.host_header}{u.target}"
                     tls = False
                     if route.auth and "proxy-authorization" not in headers:
