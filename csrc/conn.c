@@ -62,12 +62,19 @@ int ft_rt_at_eof(const ft_rt *rt)
     return rt->phase == RS_EOF;
 }
 
+static void vset_err(ft_rt *rt, int code, const char *fmt, va_list ap)
+{
+    rt->err_code = code;
+    vsnprintf(rt->err, sizeof rt->err, fmt, ap);
+}
+
+static void set_err(ft_rt *rt, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void set_err(ft_rt *rt, int code, const char *fmt, ...)
 {
     va_list ap;
-    rt->err_code = code;
     va_start(ap, fmt);
-    vsnprintf(rt->err, sizeof rt->err, fmt, ap);
+    vset_err(rt, code, fmt, ap);
     va_end(ap);
 }
 
@@ -156,18 +163,24 @@ static int interrupted(ft_transport *t, ft_rt *rt)
     }
 }
 
-static int fail(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
+/* The exchange fails with the error already in rt->err_code / rt->err: the
+ * connection is closed. */
+static int fail_set(ft_transport *t, ft_rt *rt)
 {
-    va_list ap;
-    rt->err_code = code;
-    va_start(ap, fmt);
-    vsnprintf(rt->err, sizeof rt->err, fmt, ap);
-    va_end(ap);
     if (rt->phase == PH_WAIT)
         ft_pool_cancel_want(t, &rt->want);
     release_conn(t, rt, 0);
     rt->phase = PH_FAILED;
     return FT_R_FAIL;
+}
+
+static int fail(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset_err(rt, code, fmt, ap);
+    va_end(ap);
+    return fail_set(t, rt);
 }
 
 void ft_rt_abort(ft_transport *t, ft_rt *rt, int code, const char *msg)
@@ -190,18 +203,12 @@ enum { WL_BLOCKED = 0, WL_DONE, WL_ERR, WL_NEED, WL_WAIT100, WL_FAIL };
 
 #define STAGE_SIZE 65536
 
-/* The body's source failed: the write loop ends; the owner fails the
- * exchange with this (push_write), so that a write step never releases the
- * connection itself. */
-static int body_failed(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int body_failed(ft_transport *t, ft_rt *rt, int code, const char *fmt, ...)
+/* The body's source failed: the write loop ends with the error in rt->err;
+ * the owner fails the exchange with it (push_write), so that a write step
+ * - perhaps on the engine - never releases the connection itself. */
+static int body_failed(ft_transport *t, ft_rt *rt)
 {
-    va_list ap;
-    rt->body_err_code = code;
-    va_start(ap, fmt);
-    vsnprintf(rt->body_err, sizeof rt->body_err, fmt, ap);
-    va_end(ap);
+    rt->body_failed = 1;
     write_end(t, rt, WS_FAILED);
     return -1;
 }
@@ -213,8 +220,10 @@ static int refill_from_file(ft_transport *t, ft_rt *rt)
 {
     if (rt->body_file < 0 || rt->body_off < rt->body_len || rt->file_left == 0)
         return 0;
-    if (!rt->stage && !(rt->stage = malloc(STAGE_SIZE)))
-        return body_failed(t, rt, FT_E_NOMEM, "out of memory");
+    if (!rt->stage && !(rt->stage = malloc(STAGE_SIZE))) {
+        set_err(rt, FT_E_NOMEM, "out of memory");
+        return body_failed(t, rt);
+    }
     size_t want = rt->file_left < STAGE_SIZE ? (size_t)rt->file_left : STAGE_SIZE;
     ssize_t got;
     do {
@@ -222,17 +231,19 @@ static int refill_from_file(ft_transport *t, ft_rt *rt)
     } while (got < 0 && errno == EINTR);
     if (got < 0) {
         char ebuf[160];
-        return body_failed(t, rt, FT_E_BODY, "read request body: %s",
-                           ft_errstr(errno, ebuf, sizeof ebuf));
+        set_err(rt, FT_E_BODY, "read request body: %s", ft_errstr(errno, ebuf, sizeof ebuf));
+        return body_failed(t, rt);
     }
     rt->file_off += (uint64_t)got;
     rt->file_left -= (uint64_t)got;
     char extra;
-    if (got == 0 || (rt->file_left == 0 && pread(rt->body_file, &extra, 1, (off_t)rt->file_off) > 0))
+    if (got == 0 || (rt->file_left == 0 && pread(rt->body_file, &extra, 1, (off_t)rt->file_off) > 0)) {
         /* the file shrank or grew since its size was taken */
-        return body_failed(t, rt, FT_E_BODY, "http: ContentLength=%llu with Body length %llu",
-                           (unsigned long long)rt->file_len,
-                           (unsigned long long)(rt->file_len - rt->file_left + (got ? 1 : 0)));
+        set_err(rt, FT_E_BODY, "http: ContentLength=%llu with Body length %llu",
+                (unsigned long long)rt->file_len,
+                (unsigned long long)(rt->file_len - rt->file_left + (got ? 1 : 0)));
+        return body_failed(t, rt);
+    }
     rt->body = rt->stage;
     rt->body_len = (size_t)got;
     rt->body_off = 0;
@@ -348,7 +359,7 @@ static int write_step(ft_transport *t, ft_rt *rt)
     if (rt->wstate == WS_NEED)
         return WL_NEED;
     if (!writing(rt))
-        return rt->wstate != WS_FAILED ? WL_DONE : rt->body_err_code ? WL_FAIL : WL_ERR;
+        return rt->wstate != WS_FAILED ? WL_DONE : rt->body_failed ? WL_FAIL : WL_ERR;
     for (;;) {
         if ((rt->wstate == WS_BODY || !rt->expect_continue) && refill_from_file(t, rt) != 0)
             return WL_FAIL;
@@ -478,7 +489,7 @@ static int push_write(ft_transport *t, ft_rt *rt)
 {
     int w = write_step(t, rt);
     if (w == WL_FAIL)
-        return fail(t, rt, rt->body_err_code, "%s", rt->body_err);
+        return fail_set(t, rt);
     if (w == WL_NEED && !rt->body_wait)
         return FT_R_NEED_BODY;
     return 0;

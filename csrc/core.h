@@ -233,8 +233,7 @@ typedef struct ft_rt {
     int is_parked;             /* ft_rt_park handed the write to the engine */
     int body_wait;             /* the caller has no segment ready: wait on body_fd */
     int write_errno;           /* why the write loop failed (0 = it did not) */
-    int body_err_code;         /* the body's source failed: FT_E_*, text in body_err */
-    char body_err[160];
+    int body_failed;           /* the body's source failed (error in err_code/err) */
     size_t head_off, body_off; /* progress in head and in the current segment */
     size_t nwritten;           /* bytes of this request written, in all */
     char *stage;               /* file bytes read but not sent yet (heap) */

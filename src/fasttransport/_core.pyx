@@ -445,7 +445,11 @@ cdef class Exchange:
                 efd = eventfd(0, EFD_CLOEXEC)
                 if efd < 0:
                     raise OSError("cannot create an eventfd for the request body")
-                self._pump = _BodyPump(self._stream, efd)
+                try:
+                    self._pump = _BodyPump(self._stream, efd)
+                except BaseException:
+                    _os.close(efd)        # the thread never started: nobody else owns it
+                    raise
                 self.rt.body_fd = efd
             while True:
                 chunk = self._pump.take()
