@@ -924,7 +924,7 @@ class Response:
                  "_decoder", "_elapsed", "_body", "_transport", "_rlock", "__weakref__")
 
     def __init__(self, x: Any, request: Request, *, gzip: bool, elapsed: float,
-                 stream: bool, transport: Any = None) -> None:
+                 stream: bool, transport: Any = None, decode: bool = True) -> None:
         self._x = x
         self.status_code: int = x.status
         self.reason: str = x.reason
@@ -941,7 +941,8 @@ class Response:
         self._body: Optional[ResponseBody] = None
         self._transport = transport
         self._decoder: Optional[_Decoder] = None
-        if x.has_body and x.content_length != 0 and x.has_header(b"content-encoding"):
+        if (decode and x.has_body and x.content_length != 0
+                and x.has_header(b"content-encoding")):
             dec = _pick_decoder(x, self.headers, request, gzip)
             if dec is not None:
                 self._decoder = dec

@@ -326,7 +326,7 @@ class Transport:
         return self._send(request, None, None, True)
 
     def _send(self, request: Request, deadline_ns: Optional[int], cancel: Any,
-              stream: bool) -> Response:
+              stream: bool, decode: bool = True) -> Response:
         u = request._u
         method = request._method
         headers = request._headers
@@ -393,7 +393,7 @@ class Transport:
                     raise _proxyconnect(err, op, u.redacted) from None
                 raise
             return Response(x, request, gzip=gzip, elapsed=time.perf_counter() - t0,
-                            stream=stream, transport=self)
+                            stream=stream, transport=self, decode=decode)
 
     def _route(self, u: Any) -> Any:
         """How requests to u's (scheme, host, port) go: False (direct) or a
