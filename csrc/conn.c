@@ -137,8 +137,11 @@ void ft_rt_interrupt(ft_transport *t, ft_rt *rt, int why)
             && (c->use_id & ((1ULL << TAG_USE_BITS) - 1)) == (tag & ((1ULL << TAG_USE_BITS) - 1)))
             shutdown(c->fd, SHUT_RDWR);
     }
+    /* an engine runs it: wake the job */
+    if (rt->job)
+        ft_job_schedule_locked(rt->job);
     /* waiting for a connection: wake its condition (guarded by mu) */
-    if (rt->want.cond_ready && rt->want.queued && !rt->want.done)
+    else if (rt->want.cond_ready && rt->want.queued && !rt->want.done)
         pthread_cond_signal(&rt->want.cond);
     pthread_mutex_unlock(&t->mu);
 }
@@ -841,7 +844,9 @@ too_big:
 static int run_until_head(ft_transport *t, ft_rt *rt, int64_t slice_end)
 {
     ft_conn *c = rt->conn;
-    int readable = c->rpos < c->wpos;   /* leftover bytes? parse them first */
+    /* leftover bytes? parse them first; an engine (nowait) was woken for a
+     * reason: look */
+    int readable = c->rpos < c->wpos || rt->nowait;
     for (;;) {
         if (interrupted(t, rt))
             return FT_R_FAIL;
@@ -916,6 +921,37 @@ static int fail_wait_timeout(ft_transport *t, ft_rt *rt)
                 rt->key, t->cfg.max_conns_per_host);
 }
 
+/* Has a job's want been served? (An engine never waits on the condition:
+ * the delivery schedules the job.) */
+static int want_done(ft_transport *t, ft_want *w)
+{
+    pthread_mutex_lock(&t->mu);
+    int done = w->done;
+    pthread_mutex_unlock(&t->mu);
+    return done;
+}
+
+int ft_rt_wait_events(const ft_rt *rt, int64_t *wake)
+{
+    int64_t w = rt->deadline;
+#define SOONER(x) do { if ((x) && (w == 0 || (x) < w)) w = (x); } while (0)
+    int ev = 0;
+    if (rt->conn) {
+        if (rt->phase == RS_HEAD || rt->phase == RS_BODY)
+            ev |= 1;
+        if (writing(rt) || rt->conn->want_write)
+            ev |= 2;
+        SOONER(rt->header_deadline);
+        if (rt->wstate == WS_WAIT100)
+            SOONER(rt->continue_deadline);
+        if (rt->phase == RS_SETTLE)
+            SOONER(rt->settle_until);
+    }
+#undef SOONER
+    *wake = w;
+    return ev;
+}
+
 int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
 {
     reclaim(t, rt);
@@ -923,18 +959,22 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
     for (;;) {
         switch (rt->phase) {
         case PH_START: {
-            ft_conn *c = ft_pool_take_idle(t, rt->key);
+            ft_io *keep = rt->job ? rt->job->io : NULL;
+            ft_conn *c = ft_pool_take_idle(t, rt->key, keep);
             if (!c) {
-                /* none idle: resolve here (the GIL is released), then wait
-                 * for a connection - ours from a dial, or one released first */
+                /* none idle: resolve here (the GIL is released; a job's
+                 * submitter has done it), then wait for a connection - ours
+                 * from a dial, or one released first */
                 char rerr[sizeof rt->err];
                 rt->want.host = rt->tls_host ? rt->tls_host : rt->host;
                 rt->want.tls = rt->tls;
                 rt->want.tunnel = rt->tunnel;
                 rt->want.tunnel_auth = rt->tunnel_auth;
-                if (ft_resolve(rt->host, rt->port, &rt->want.addrs, rerr, sizeof rerr) != 0)
+                rt->want.job = rt->job;
+                if (!rt->want.addrs
+                    && ft_resolve(rt->host, rt->port, &rt->want.addrs, rerr, sizeof rerr) != 0)
                     return fail(t, rt, FT_E_CONNECT, "%s", rerr);
-                int q = ft_pool_queue(t, rt->key, &rt->want, &c);
+                int q = ft_pool_queue(t, rt->key, &rt->want, &c, keep);
                 if (q < 0)
                     return fail(t, rt, FT_E_CLOSED, "transport is closed");
                 if (q == 0) {
@@ -950,7 +990,7 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
             int64_t until = slice_end;
             if (rt->deadline && rt->deadline < until)
                 until = rt->deadline;
-            if (!ft_pool_wait(t, &rt->want, until)) {
+            if (rt->nowait ? !want_done(t, &rt->want) : !ft_pool_wait(t, &rt->want, until)) {
                 if (interrupted(t, rt))
                     return FT_R_FAIL;
                 if (rt->deadline && ft_now_ns() >= rt->deadline)

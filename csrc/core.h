@@ -118,6 +118,7 @@ typedef struct ft_io ft_io;
 typedef struct ft_transport ft_transport;
 typedef struct ft_dial ft_dial;
 typedef struct ft_conn ft_conn;
+typedef struct ft_job ft_job;
 
 /* A request waiting for a connection (Go's wantConn). It sits in its key's
  * idle-wait queue and, when the per-host limit is reached, in the dial-wait
@@ -139,6 +140,7 @@ typedef struct ft_want {
     int tls;
     const char *tunnel;       /* CONNECT authority through a proxy, or NULL */
     const char *tunnel_auth;  /* its Proxy-Authorization value, or NULL */
+    ft_job *job;              /* an engine runs the request: schedule it on delivery */
     pthread_cond_t cond;      /* signalled on delivery (CLOCK_MONOTONIC) */
     int cond_ready;
 } ft_want;
@@ -174,6 +176,9 @@ struct ft_conn {
     ft_io *io;                 /* the engine that dials, watches and drains it */
     ft_hostpool *hp;           /* its key's pool entry */
     int registered;            /* in its engine's epoll set */
+    uint32_t wevents;          /* the events watched while registered */
+    ft_job *job;               /* under mu: the engine-run exchange using it, whose
+                                  engine gets its events (job.c) */
     struct ft_rt *parked;      /* under mu: its engine sends this exchange's
                                   request body while the caller is away */
     int park_busy;             /* under mu: the engine is in that write now */
@@ -217,6 +222,9 @@ typedef struct ft_rt {
     const char *tunnel_auth;   /* Proxy-Authorization for the CONNECT */
     int req_close;             /* request carries Connection: close */
     int64_t deadline;          /* absolute ns for the whole exchange, 0 = none */
+    int nowait;                /* run by an engine (job.c): never wait, keep
+                                  the idle watch of a connection taken */
+    struct ft_job *job;        /* that engine-run exchange, or NULL */
     int body_fd;               /* -1, or an fd that becomes readable when the
                                   next body segment is ready (see FT_R_NEED_BODY) */
     int body_file;             /* -1, or a regular file the body is read from
@@ -338,6 +346,97 @@ void ft_rt_free(ft_rt *rt);
 /* Has the body reached EOF / has the exchange released its connection? */
 int ft_rt_at_eof(const ft_rt *rt);
 
+/* ---- engine-run exchanges (job.c) ----
+ * A job is an exchange that an engine runs from start to finish while no
+ * caller waits on it: getting a connection, both loops and then, by mode,
+ *   FT_JOB_FULL   the whole body into memory (buf), then finished;
+ *   FT_JOB_HEAD   finished at the response head: the caller takes the
+ *                 exchange back and reads the body itself (ft_rt_read);
+ *   FT_JOB_AHEAD  reported at the head, then the body is read ahead into
+ *                 buf up to `limit` bytes not yet taken (ft_job_take);
+ *                 reported again whenever data comes that the caller waits
+ *                 for, and finished at EOF, on an error or after
+ *                 ft_job_close.
+ * Reports go to a completion queue (ft_cq): a list and an eventfd that is
+ * readable while the list is not empty, so that one wake-up of whoever
+ * collects serves every job reported since the last ft_cq_take.
+ *
+ * Ownership: from ft_job_submit until the caller takes the job from its
+ * queue finished, its engine owns the ft_rt. The caller only asks:
+ * ft_rt_interrupt (cancel), ft_job_close, ft_job_take. A job runs on the
+ * engine of its connection (it moves there when it gets one); its
+ * connection's events and its deadlines (io->jobs) wake it. */
+enum { FT_JOB_FULL = 0, FT_JOB_HEAD, FT_JOB_AHEAD };
+
+typedef struct ft_cq ft_cq;
+
+struct ft_job {
+    void *user;                /* the caller's */
+    ft_transport *t;
+    ft_rt *rt;
+    ft_cq *cq;
+    int mode;
+    /* the engine's side; under ft_transport.mu where said */
+    ft_io *io;                 /* under mu: the engine that runs it */
+    ft_io *posted_to;          /* under mu: where its task was posted */
+    int scheduled;             /* under mu: its task is posted, not run yet */
+    int listed;                /* under mu: in io->jobs */
+    ft_job *jprev, *jnext;     /* io->jobs, under mu */
+    int64_t wake;              /* under mu: its next deadline, 0 = none */
+    int close_req;             /* under mu: ft_job_close was called */
+    int finish_deferred;       /* under mu: finished while its task was starting */
+    int head_done;             /* engine: the head is in */
+    ft_engine_task task;
+    /* the body read so far, buf[bpos..blen); under bmu in FT_JOB_AHEAD */
+    pthread_mutex_t bmu;
+    char *buf;
+    size_t bpos, blen, bcap, limit;
+    int stalled;               /* under bmu: stopped at `limit` until taken from */
+    int want_data;             /* under bmu: the caller waits for more */
+    int finished;              /* under bmu: the engine is done with the exchange */
+    /* completion queue link, under the queue's lock */
+    int last;                  /* the last report: the engine is done with j */
+    int in_cq;
+    ft_job *cq_next;
+};
+
+ft_cq *ft_cq_new(char *err, size_t errcap);
+void ft_cq_free(ft_cq *q);
+int ft_cq_fd(const ft_cq *q);
+/* Up to max jobs reported since the last take, last[i] set for a job's
+ * last report (the caller may free it then, and not before); the fd is
+ * quiet again once none is left. */
+size_t ft_cq_take(ft_cq *q, ft_job **out, int *last, size_t max);
+
+/* limit: FT_JOB_AHEAD's read-ahead bound (bytes not yet taken); for
+ * FT_JOB_FULL the most that is preallocated from a declared length. */
+void ft_job_init(ft_job *j, ft_transport *t, ft_rt *rt, ft_cq *q, int mode, size_t limit);
+/* Hand the exchange to an engine (the caller's thread resolves the host
+ * first when no idle connection can serve it, so that an engine never
+ * waits for DNS). Reported at least once: finished with rt->err_code set
+ * if it cannot start. */
+void ft_job_submit(ft_transport *t, ft_job *j);
+/* FT_JOB_AHEAD: copy up to n buffered bytes into dst. Returns the count;
+ * *finished = the engine is done (no more bytes will come once the buffer
+ * is empty; rt->err_code says whether it ended in an error). With nothing
+ * buffered and more to come, the job is reported when data arrives. */
+size_t ft_job_take(ft_job *j, char *dst, size_t n, int *finished);
+size_t ft_job_buffered(ft_job *j);
+/* FT_JOB_AHEAD: the caller is done with the body before EOF: the engine
+ * closes it as ft_rt_close does (drain and pool, or close) and finishes. */
+void ft_job_close(ft_transport *t, ft_job *j);
+void ft_job_free(ft_job *j);
+/* pool.c and conn.c: wake the job (a connection delivered, an interrupt) */
+void ft_job_schedule_locked(ft_job *j);
+/* watch.c: the job's connection has an event / its deadlines */
+void ft_job_on_event(ft_transport *t, ft_io *io, ft_job *j);
+int64_t ft_job_expire_locked(ft_io *io, int64_t now);
+/* watch.c, after the engines stopped: end what they were running */
+void ft_job_close_all(ft_transport *t, ft_io *io);
+/* conn.c: what a job waits for: 1 = readable, 2 = writable (or'ed), and
+ * its next deadline in *wake (0 = none) */
+int ft_rt_wait_events(const ft_rt *rt, int64_t *wake);
+
 /* ---- internals shared by conn.c, pool.c, dial.c, drain.c and watch.c ---- */
 struct ft_hostpool {
     char *key;
@@ -357,6 +456,8 @@ struct ft_io {
     ft_engine *e;              /* set before its thread starts; NULL once freed */
     ft_conn *drains;           /* draining connections (drain.c), under mu */
     ft_dial *dials;            /* dials queued or in flight (dial.c), under mu */
+    ft_job *jobs;              /* jobs it runs (job.c), under mu */
+    int64_t jobs_wake;         /* under mu: no job's deadline is before this */
 };
 
 struct ft_transport {
@@ -377,6 +478,7 @@ struct ft_transport {
     int closed;
     int close_idle_pending;    /* Go's closeIdle: set by close_idle, cleared by a request */
     int next_io;               /* round robin for new connections */
+    int next_job_io;           /* round robin for new jobs */
     uint64_t use_seq;          /* source of ft_conn.use_id */
     pthread_cond_t park_cond;  /* with mu: an engine left a parked write */
     int64_t write_loops;       /* live write loops (atomic, no lock) */
@@ -389,8 +491,11 @@ struct ft_transport {
 #define FT_BUF_SIZE 65536
 
 /* pool.c (all take mu themselves unless named _locked) */
-ft_conn *ft_pool_take_idle(ft_transport *t, const char *key);
-int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out);
+/* keep_io: a connection of that engine stays in its epoll set (a job on
+ * that engine takes it); NULL: it leaves the idle watch */
+ft_conn *ft_pool_take_idle(ft_transport *t, const char *key, ft_io *keep_io);
+int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out, ft_io *keep_io);
+int ft_pool_has_idle(ft_transport *t, const char *key);
 int ft_pool_wait(ft_transport *t, ft_want *w, int64_t until);
 void ft_pool_cancel_want(ft_transport *t, ft_want *w);
 void ft_want_free(ft_want *w);
@@ -418,6 +523,7 @@ ft_tls_ctx *ft_transport_tls(ft_transport *t, char *err, size_t errcap);
 int ft_io_start(ft_transport *t, char *err, size_t errcap);
 void ft_io_stop(ft_transport *t);
 int ft_conn_watch(ft_conn *c, int want_write);
+int ft_conn_watch_events(ft_conn *c, uint32_t events);   /* EPOLL* bits; ADD or MOD */
 int ft_conn_rewatch(ft_conn *c, int want_write);
 void ft_conn_unwatch(ft_conn *c);
 

@@ -34,6 +34,7 @@ struct ft_engine {
     int started;                   /* the thread runs (start and stop only) */
     pthread_mutex_t mu;            /* guards the fields below, nothing else */
     ft_engine_task *head, *tail;   /* posted, not run yet */
+    ft_engine_task *run;           /* this turn's tasks, not run yet */
     int sleeping;                  /* planned a sleep until sleep_until */
     int64_t sleep_until;           /* 0 = until an event */
     int64_t wake_req;              /* awake: earliest wake asked for (0 = none) */
@@ -115,7 +116,7 @@ static void *engine_main(void *arg)
         pthread_mutex_lock(&e->mu);
         e->sleeping = 0;
         int stop = e->stop;
-        ft_engine_task *task = e->head;
+        e->run = e->head;
         e->head = e->tail = NULL;
         pthread_mutex_unlock(&e->mu);
         if (stop)
@@ -130,11 +131,19 @@ static void *engine_main(void *arg)
                 e->ops.on_fd(e->ctx, e, evs[i].data.u64, evs[i].events);
             }
         }
-        while (task) {
-            ft_engine_task *next = task->next;   /* fn may free the node */
-            task->next = NULL;
-            task->fn(task->arg);
-            task = next;
+        for (;;) {
+            /* one at a time under mu, so that ft_engine_cancel can take
+             * back any task not started yet */
+            pthread_mutex_lock(&e->mu);
+            ft_engine_task *task = e->run;
+            if (task) {
+                e->run = task->next;
+                task->next = NULL;
+            }
+            pthread_mutex_unlock(&e->mu);
+            if (!task)
+                break;
+            task->fn(task->arg);   /* may free or repost the node */
         }
         int64_t now = ft_now_ns();
         int64_t until = e->ops.on_tick(e->ctx, e, now);
@@ -152,6 +161,32 @@ static void *engine_main(void *arg)
             n = 0;   /* EINTR: a new turn */
     }
     return NULL;
+}
+
+static int unlink_task(ft_engine_task **head, ft_engine_task **tail, ft_engine_task *task)
+{
+    ft_engine_task *prev = NULL;
+    for (ft_engine_task *p = *head; p; prev = p, p = p->next) {
+        if (p != task)
+            continue;
+        if (prev)
+            prev->next = p->next;
+        else
+            *head = p->next;
+        if (tail && *tail == p)
+            *tail = prev;
+        p->next = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+int ft_engine_cancel(ft_engine *e, ft_engine_task *task)
+{
+    pthread_mutex_lock(&e->mu);
+    int found = unlink_task(&e->head, &e->tail, task) || unlink_task(&e->run, NULL, task);
+    pthread_mutex_unlock(&e->mu);
+    return found;
 }
 
 ft_engine *ft_engine_start(const char *name, const ft_engine_ops *ops, void *ctx,

@@ -70,4 +70,8 @@ void ft_engine_wake_at(ft_engine *e, int64_t when);
  * before it. */
 void ft_engine_post(ft_engine *e, ft_engine_task *task, void (*fn)(void *), void *arg);
 
+/* Take back a posted task that has not started: 1 if it was still queued
+ * (it will not run), 0 if it is running or ran (or was never posted). */
+int ft_engine_cancel(ft_engine *e, ft_engine_task *task);
+
 #endif

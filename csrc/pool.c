@@ -125,6 +125,7 @@ void ft_conn_set_state_locked(ft_transport *t, ft_conn *c, int state)
     t->st.open_conns += (nw != NULL) - (old != NULL);
     t->st.read_loops += has_read_loop(state) - has_read_loop(c->state);
     c->state = state;
+    c->job = NULL;                  /* a job attaches anew after every change */
     if (state == FT_CS_ACTIVE)
         c->use_id = ++t->use_seq;   /* ft_rt_interrupt tells uses apart */
 }
@@ -292,10 +293,11 @@ static ft_conn *take_idle_locked(ft_transport *t, ft_hostpool *hp, ft_conn **exp
     return NULL;
 }
 
-/* Leave the engine's idle watch: the caller owns c now. */
-static ft_conn *taken(ft_conn *c)
+/* Leave the engine's idle watch: the caller owns c now. A job on c's own
+ * engine (keep_io) keeps the registration: it waits on the same events. */
+static ft_conn *taken(ft_conn *c, ft_io *keep_io)
 {
-    if (c)
+    if (c && c->io != keep_io)
         ft_conn_unwatch(c);
     return c;
 }
@@ -318,7 +320,16 @@ static int idle_conn_usable(ft_conn *c)
     return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-ft_conn *ft_pool_take_idle(ft_transport *t, const char *key)
+int ft_pool_has_idle(ft_transport *t, const char *key)
+{
+    pthread_mutex_lock(&t->mu);
+    ft_hostpool *hp = t->closed ? NULL : host_get_locked(t, key, 0);
+    int has = hp && hp->nidle > 0;
+    pthread_mutex_unlock(&t->mu);
+    return has;
+}
+
+ft_conn *ft_pool_take_idle(ft_transport *t, const char *key, ft_io *keep_io)
 {
     ft_conn *expired = NULL, *c = NULL;
     pthread_mutex_lock(&t->mu);
@@ -328,7 +339,7 @@ ft_conn *ft_pool_take_idle(ft_transport *t, const char *key)
         ft_hostpool *hp = t->closed ? NULL : host_get_locked(t, key, 0);
         c = hp ? take_idle_locked(t, hp, &expired) : NULL;
         pthread_mutex_unlock(&t->mu);
-        if (!taken(c) || idle_conn_usable(c))
+        if (!taken(c, keep_io) || idle_conn_usable(c))
             break;
         pthread_mutex_lock(&t->mu);
         t->st.idle_closed_by_peer++;
@@ -389,7 +400,9 @@ static void want_finish_locked(ft_transport *t, ft_want *w, int may_free)
         w->dial->want = NULL;
         w->dial = NULL;
     }
-    if (w->cond_ready)
+    if (w->job)
+        ft_job_schedule_locked(w->job);
+    else if (w->cond_ready)
         pthread_cond_signal(&w->cond);
     if (w->queued) {
         w->queued = 0;
@@ -405,6 +418,7 @@ static void want_finish_locked(ft_transport *t, ft_want *w, int may_free)
 /* Go's wantConn.tryDeliver: the first delivery wins. */
 static void deliver_conn_locked(ft_transport *t, ft_want *w, ft_conn *c)
 {
+    ft_conn_unwatch(c);            /* its new owner watches it if it needs to */
     give_locked(t, c);
     w->conn = c;
     want_finish_locked(t, w, 0);   /* c keeps hp alive */
@@ -479,7 +493,7 @@ static void grant_slot_locked(ft_transport *t, ft_hostpool *hp)
  * hold the resolved addresses. Returns 1 with *out set when an idle
  * connection was taken after all, 0 when queued, -1 when the transport is
  * closed or out of memory. */
-int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out)
+int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out, ft_io *keep_io)
 {
     ft_conn *expired = NULL, *c = NULL;
     int rc = 0;
@@ -524,7 +538,7 @@ int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out)
     }
     pthread_mutex_unlock(&t->mu);
     ft_conn_destroy_list(t, expired);
-    *out = taken(c);
+    *out = taken(c, keep_io);
     return rc;
 }
 

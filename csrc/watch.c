@@ -4,10 +4,12 @@
  *  - on_fd: an event's tag is a connection's (slot, generation), resolved
  *    under ft_transport.mu, so a stale event finds nothing; the connection's
  *    state says what the event is for: an idle one became readable (Go's
- *    readLoopPeekFailLocked), a drain can go on, a dial can go on, or the
- *    request body of an exchange whose caller is away can go on (parked);
+ *    readLoopPeekFailLocked), a drain can go on, a dial can go on, a job
+ *    (an exchange the engine runs, job.c) can go on, or the request body
+ *    of an exchange whose caller is away can go on (parked);
  *  - on_tick: the timers: idle_conn_timeout over the global LRU (engine 0
- *    only), drain deadlines, dial deadlines and aborted dials. */
+ *    only), drain deadlines, dial deadlines and aborted dials, job
+ *    deadlines. */
 #include "core.h"
 #include "sock.h"
 
@@ -26,18 +28,38 @@ static ft_conn *conn_of_tag_locked(ft_transport *t, uint64_t tag)
     return slot < t->nslots && t->slot_gen[slot] == gen ? t->slots[slot] : NULL;
 }
 
+/* Watch c for `events` in its engine's set: added, changed, or left as it
+ * is when it is watched for them already (a job keeps the idle watch of a
+ * connection it takes, and the pool keeps a job's). */
+int ft_conn_watch_events(ft_conn *c, uint32_t events)
+{
+    int rc;
+    if (c->registered) {
+        if (c->wevents == events)
+            return 0;
+        rc = ft_engine_mod(c->io->e, c->fd, events, conn_tag(c));
+    } else {
+        rc = ft_engine_add(c->io->e, c->fd, events, conn_tag(c));
+        if (rc == 0)
+            c->registered = 1;
+    }
+    if (rc == 0)
+        c->wevents = events;
+    return rc;
+}
+
 int ft_conn_watch(ft_conn *c, int want_write)
 {
-    uint32_t events = want_write ? EPOLLOUT : EPOLLIN | EPOLLRDHUP;
-    int rc = ft_engine_add(c->io->e, c->fd, events, conn_tag(c));
-    if (rc == 0)
-        c->registered = 1;
-    return rc;
+    return ft_conn_watch_events(c, want_write ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
 }
 
 int ft_conn_rewatch(ft_conn *c, int want_write)
 {
-    return ft_engine_mod(c->io->e, c->fd, want_write ? EPOLLOUT : EPOLLIN, conn_tag(c));
+    uint32_t events = want_write ? EPOLLOUT : EPOLLIN;
+    int rc = ft_engine_mod(c->io->e, c->fd, events, conn_tag(c));
+    if (rc == 0)
+        c->wevents = events;
+    return rc;
 }
 
 void ft_conn_unwatch(ft_conn *c)
@@ -104,6 +126,13 @@ static void on_fd(void *ctx, ft_engine *e, uint64_t tag, uint32_t events)
     ft_dial *d = state == FT_CS_DIALING ? c->dial : NULL;
     if (state == FT_CS_IDLE)
         ft_pool_unlink_idle_locked(t, c);   /* no taker can have it now */
+    if (state == FT_CS_ACTIVE && c->job) {
+        ft_job *j = c->job->io == io ? c->job : NULL;
+        pthread_mutex_unlock(&t->mu);
+        if (j)
+            ft_job_on_event(t, io, j);      /* this engine runs it: only it can end it */
+        return;
+    }
     if (state == FT_CS_ACTIVE) {
         parked_writable(t, c);              /* unlocks mu */
         return;
@@ -135,6 +164,7 @@ static int64_t on_tick(void *ctx, ft_engine *e, int64_t now)
         next = ft_pool_expire_idle_locked(t, now, &dead);
     next = earliest(next, ft_drain_expire_locked(io, now, &dead));
     next = earliest(next, ft_dial_expire_locked(io, now, &late));
+    next = earliest(next, ft_job_expire_locked(io, now));
     pthread_mutex_unlock(&t->mu);
     ft_dial_fail_late(t, late);
     ft_conn_destroy_list(t, dead);
@@ -179,6 +209,7 @@ void ft_io_stop(ft_transport *t)
         pthread_mutex_unlock(&t->mu);
         ft_conn_destroy_list(t, dead);
         ft_dial_close_all(t, &t->io[i]);
+        ft_job_close_all(t, &t->io[i]);
     }
     for (int i = 0; i < t->nio; i++) {
         ft_engine_free(t->io[i].e);

@@ -9,6 +9,7 @@ README.md describes the public API and the design.
 """
 
 from ._core import CancelToken
+from .batch import Future, as_completed
 from .client import Client, delete, get, head, options, patch, post, put, request
 from .errors import (
     Cancelled,
@@ -31,7 +32,7 @@ from .models import Headers, Request, Response, ResponseBody
 from .transport import Transport, TransportStats, __version__
 
 __all__ = [
-    "CancelToken", "Client", "Headers", "Request", "Response", "ResponseBody", "Transport",
+    "CancelToken", "Client", "Future", "as_completed", "Headers", "Request", "Response", "ResponseBody", "Transport",
     "TransportStats", "request", "get", "head", "post", "put", "patch", "delete", "options",
     "HTTPError", "TransportError", "ConnectError", "TLSError", "RemoteProtocolError",
     "TimeoutError", "ConnectTimeout", "ResponseHeaderTimeout", "ReadTimeout", "PoolTimeout",

@@ -121,5 +121,25 @@ cdef extern from "core.h" nogil:
     void ft_rt_free(ft_rt *rt)
     int ft_rt_at_eof(const ft_rt *rt)
 
+cdef extern from "core.h" nogil:
+    ctypedef struct ft_job:
+        void *user
+    ctypedef struct ft_cq:
+        pass
+    enum:
+        FT_JOB_FULL
+        FT_JOB_HEAD
+        FT_JOB_AHEAD
+    ft_cq *ft_cq_new(char *err, size_t errcap)
+    void ft_cq_free(ft_cq *q)
+    int ft_cq_fd(const ft_cq *q)
+    size_t ft_cq_take(ft_cq *q, ft_job **out, int *last, size_t max)
+    void ft_job_init(ft_job *j, ft_transport *t, ft_rt *rt, ft_cq *q, int mode, size_t limit)
+    void ft_job_submit(ft_transport *t, ft_job *j)
+    size_t ft_job_take(ft_job *j, char *dst, size_t n, int *finished)
+    size_t ft_job_buffered(ft_job *j)
+    void ft_job_close(ft_transport *t, ft_job *j)
+    void ft_job_free(ft_job *j)
+
 cdef extern from "sock.h" nogil:
     int64_t ft_now_ns()

@@ -33,6 +33,14 @@ import struct as _struct
 import threading as _threading
 from collections import deque as _deque
 
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd *fds, unsigned long nfds, int timeout)
+    short POLLIN
+
 cdef extern from "<sys/eventfd.h>" nogil:
     int eventfd(unsigned int initval, int flags)
     int EFD_CLOEXEC
@@ -264,6 +272,72 @@ class _BodyPump:
 
 _NOT_READY = object()
 
+JOB_FULL = FT_JOB_FULL
+JOB_HEAD = FT_JOB_HEAD
+JOB_AHEAD = FT_JOB_AHEAD
+
+# Every exchange an engine runs, until its last report is taken: the engine
+# holds a pointer into it, so it must not be collected meanwhile.
+cdef dict _INFLIGHT = {}
+
+
+def inflight_count():
+    """Exchanges engines run now, in this process (for tests)."""
+    return len(_INFLIGHT)
+
+
+@cython.final
+cdef class CompletionQueue:
+    """Where engine-run exchanges report (core.h, ft_cq): a queue and an
+    eventfd readable while it is not empty. One wake-up of the collector
+    serves every exchange reported since its last take()."""
+    cdef ft_cq *q
+
+    def __cinit__(self):
+        cdef char err[256]
+        err[0] = 0
+        self.q = ft_cq_new(err, sizeof(err))
+        if self.q == NULL:
+            raise OSError(err.decode("utf-8", "replace"))
+
+    def __dealloc__(self):
+        # exchanges in flight keep their queue alive (they hold it)
+        if self.q != NULL:
+            ft_cq_free(self.q)
+            self.q = NULL
+
+    def fileno(self):
+        return ft_cq_fd(self.q)
+
+    def take(self):
+        """The exchanges reported since the last take, in order (each once)."""
+        cdef ft_job *jobs[256]
+        cdef int last[256]
+        cdef size_t n, i
+        cdef Exchange x
+        out = []
+        while True:
+            with nogil:
+                n = ft_cq_take(self.q, jobs, last, 256)
+            for i in range(n):
+                x = <Exchange>jobs[i].user
+                x._reported(last[i])
+                out.append(x)
+            if n < 256:
+                return out
+
+    def wait(self, double timeout):
+        """Wait up to ``timeout`` seconds (GIL released) until a report is
+        there. True if one is."""
+        cdef pollfd p
+        cdef int r, ms = <int>(timeout * 1000) if timeout > 0 else 0
+        p.fd = ft_cq_fd(self.q)
+        p.events = POLLIN
+        p.revents = 0
+        with nogil:
+            r = poll(&p, 1, ms)
+        return r > 0
+
 
 @cython.final
 @cython.no_gc_clear
@@ -280,14 +354,25 @@ cdef class Exchange:
     cdef object _stream, _tunnel, _pump
     cdef bint _chunked, _use_pump
     cdef Py_ssize_t _length, _sent
+    # run by an engine (submit): the job, its queue, and the body it read
+    cdef ft_job *job
+    cdef readonly CompletionQueue cq
+    cdef readonly int mode
+    cdef readonly bint in_flight     # an engine owns rt: only ask (interrupt, job close)
+    cdef readonly bint head_ready    # the head is in (FT_JOB_AHEAD reports it early)
+    cdef bytes _mem                  # the body, read by the engine
+    cdef Py_ssize_t _mpos
+    cdef public object owner         # what the engine's reports are for (batch, asyncio)
 
     def __cinit__(self):
         ft_rt_init(&self.rt)
 
     def __dealloc__(self):
+        # never while in flight: _INFLIGHT holds every exchange an engine runs
         if self.tr is not None and self.tr.t != NULL:
             ft_rt_close(self.tr.t, &self.rt)
         self._detach_pump()
+        self._free_job()
         ft_rt_free(&self.rt)
 
     # ---- ownership: one thread runs the exchange; others only ask --------
@@ -369,6 +454,30 @@ cdef class Exchange:
         The rest of the body keeps flowing during the body reads (full
         duplex)."""
         cdef int rc
+        self._setup(tr, op, url, key, host, port, head, body, is_head, req_close, deadline_ns,
+                    cancel, tls, expect_continue, chunked, length, tls_host, tunnel, tunnel_auth,
+                    pump)
+        self._enter()
+        try:
+            while True:
+                with nogil:
+                    rc = ft_rt_run(tr.t, &self.rt, SLICE_MS)
+                if rc == FT_R_DONE:
+                    self.head_ready = True
+                    return
+                if rc == FT_R_FAIL:
+                    self._raise()
+                if rc == FT_R_NEED_BODY:
+                    self._next_segment()
+                    continue
+                self._check_between_slices()
+        finally:
+            self._leave()
+
+    cdef int _setup(self, CoreTransport tr, str op, str url, bytes key, bytes host, int port,
+                    bytes head, body, bint is_head, bint req_close, deadline_ns, cancel,
+                    bint tls, bint expect_continue, bint chunked, Py_ssize_t length,
+                    bytes tls_host, bytes tunnel, bytes tunnel_auth, bint pump) except -1:
         if tr.t == NULL:
             raise _errors.TransportError(f'{op} "{url}": transport is closed',
                                          method=op.upper(), url=url)
@@ -420,21 +529,117 @@ cdef class Exchange:
                 self.rt.tunnel_auth = tunnel_auth
         self.rt.req_close = req_close
         self.rt.deadline = 0 if deadline_ns is None else <int64_t>deadline_ns
-        self._enter()
+        return 0
+
+    def submit(self, CoreTransport tr, CompletionQueue cq, int mode, Py_ssize_t limit,
+               str op, str url, bytes key, bytes host, int port, bytes head, body,
+               bint is_head, bint req_close, deadline_ns, cancel=None, bint tls=False,
+               bint expect_continue=False, Py_ssize_t length=-1, bytes tls_host=None,
+               bytes tunnel=None, bytes tunnel_auth=None):
+        """Hand the exchange to an engine and return at once (core.h, engine-
+        run exchanges). ``mode``: FT_JOB_FULL (the body is read into memory),
+        FT_JOB_HEAD (the caller reads the body, as after start()) or
+        FT_JOB_AHEAD (read ahead up to ``limit`` bytes; take_ahead()).
+        Reports arrive on ``cq``: CompletionQueue.take() returns this
+        exchange, and ``in_flight`` is false after its last one. The body is
+        bytes or a plain file (the engine never runs Python)."""
+        if body is not None and not isinstance(body, bytes) and not hasattr(body, "pread_source"):
+            raise TypeError("an engine-run request's body must be bytes or a plain binary file "
+                            "(a streamed body needs a blocking call)")
+        self._setup(tr, op, url, key, host, port, head, body, is_head, req_close, deadline_ns,
+                    cancel, tls, expect_continue, False, length, tls_host, tunnel, tunnel_auth,
+                    False)
+        self.job = <ft_job *>PyMem_Malloc(sizeof(ft_job))
+        if self.job == NULL:
+            raise MemoryError()
+        ft_job_init(self.job, tr.t, &self.rt, cq.q, mode, limit)
+        self.job.user = <void *>self
+        self.cq = cq
+        self.mode = mode
+        self.in_flight = True
+        _INFLIGHT[id(self)] = self
+        if cancel is not None:
+            (<CancelToken>cancel)._live.add(self)
+        with nogil:
+            ft_job_submit(tr.t, self.job)
+
+    cdef void _free_job(self):
+        if self.job != NULL:
+            ft_job_free(self.job)
+            PyMem_Free(self.job)
+            self.job = NULL
+
+    cdef int _reported(self, bint last) except -1:
+        """A report taken from the queue. After the last one the engine is
+        done: what it read is kept as bytes and the job freed."""
+        cdef int fin = 0
+        cdef size_t n
+        cdef PyObject *p
+        if not last:
+            # FT_JOB_AHEAD: the first report is the head; later ones, data
+            self.head_ready = True
+            return 0
+        self.head_ready = self.rt.status != 0    # the engine is done: rt is ours
+        self.in_flight = False
+        _INFLIGHT.pop(id(self), None)
+        if self.cancel is not None:
+            (<CancelToken>self.cancel)._live.discard(self)
+        if self.mode != FT_JOB_HEAD and self.rt.err_code == FT_E_NONE or (
+                self.mode == FT_JOB_AHEAD and ft_job_buffered(self.job)):
+            n = ft_job_buffered(self.job)
+            p = _bytes_new(NULL, n)
+            ft_job_take(self.job, _bytes_buf(p), n, &fin)
+            self._mem = <bytes>_steal(p)
+            self._mpos = 0
+        self._free_job()
+        return 0
+
+    def error(self):
+        """The exception the exchange failed with, or None."""
+        if self.rt.err_code == FT_E_NONE:
+            return None
         try:
-            while True:
-                with nogil:
-                    rc = ft_rt_run(tr.t, &self.rt, SLICE_MS)
-                if rc == FT_R_DONE:
-                    return
-                if rc == FT_R_FAIL:
-                    self._raise()
-                if rc == FT_R_NEED_BODY:
-                    self._next_segment()
-                    continue
-                self._check_between_slices()
-        finally:
-            self._leave()
+            self._raise()
+        except BaseException as e:
+            return e
+
+    def take_ahead(self, Py_ssize_t n=65536):
+        """FT_JOB_AHEAD: up to n bytes the engine read ahead; None when none
+        is there yet (the exchange is reported when some arrives), b"" at
+        EOF. Raises the exchange's error once its data is taken."""
+        cdef int fin = 0
+        cdef size_t got
+        cdef PyObject *p
+        if self.job == NULL:
+            return self._mem_read(n)
+        p = _bytes_new(NULL, n)
+        got = ft_job_take(self.job, _bytes_buf(p), n, &fin)
+        if got == 0:
+            Py_XDECREF(p)
+            return None      # fin: the last report is on its way; its data comes from _mem
+        if <Py_ssize_t>got != n:
+            _PyBytes_Resize(&p, got)
+        return _steal(p)
+
+    cdef bytes _mem_read(self, Py_ssize_t n):
+        """From the body the engine read (after the last report)."""
+        cdef Py_ssize_t left
+        if self._mem is None:
+            left = 0
+        else:
+            left = PyBytes_GET_SIZE(self._mem) - self._mpos
+        if left == 0:
+            if self.rt.err_code != FT_E_NONE:
+                self._raise()
+            return b""
+        if n < 0 or n >= left:
+            n = left
+        if self._mpos == 0 and n == left:
+            out = self._mem
+        else:
+            out = self._mem[self._mpos:self._mpos + n]
+        self._mpos += n
+        return out
 
     cdef object _pull(self):
         """The body's next non-empty chunk (None at the end), here or from
@@ -573,12 +778,25 @@ cdef class Exchange:
 
     @property
     def at_eof(self):
+        if self.in_flight:
+            return False
+        if self._mem is not None:
+            return self._mpos == PyBytes_GET_SIZE(self._mem) and self.rt.err_code == FT_E_NONE
         return bool(ft_rt_at_eof(&self.rt))
 
     cdef Py_ssize_t _read_into(self, char *dst, Py_ssize_t n) except -1:
         """Up to n body bytes into dst (>= 1 unless EOF), GIL released. The
         request body keeps flowing meanwhile (FT_R_NEED_BODY)."""
         cdef ssize_t r
+        cdef bytes b
+        if self.in_flight:
+            raise RuntimeError("the body is being read by the engine: use the async API")
+        if self._mem is not None or (self.job == NULL and self.mode == FT_JOB_FULL
+                                     and self.cq is not None):
+            b = self._mem_read(n)
+            if PyBytes_GET_SIZE(b):
+                memcpy(dst, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+            return PyBytes_GET_SIZE(b)
         self._enter()
         try:
             if (self.cancel is not None and (<CancelToken>self.cancel).cancelled
@@ -602,6 +820,8 @@ cdef class Exchange:
 
     def read(self, Py_ssize_t n=-1):
         """Up to n bytes (at least 1 unless at EOF); n < 0: the rest."""
+        if self._mem is not None:
+            return self._mem_read(n)
         if n < 0:
             return self.read_all()
         if n == 0:
@@ -631,6 +851,8 @@ cdef class Exchange:
         """The rest of the body. Sized once when the length is known."""
         cdef Py_ssize_t size, pos = 0, got
         cdef PyObject *p
+        if self._mem is not None:
+            return self._mem_read(-1)
         if ft_rt_at_eof(&self.rt):
             return b""
         if self.rt.framing.kind == FT_BODY_NONE:
@@ -668,6 +890,14 @@ cdef class Exchange:
         connection itself."""
         if self.tr is None:
             return
+        if self.in_flight:
+            if self.mode == FT_JOB_AHEAD and self.head_ready:
+                ft_job_close(self.tr.t, self.job)      # drain-and-pool or close, there
+            else:
+                ft_rt_interrupt(self.tr.t, &self.rt, FT_INTR_CLOSE)
+            return
+        self._mem = None
+        self._mpos = 0
         if self._busy:
             self._close_pending = True
             ft_rt_interrupt(self.tr.t, &self.rt, FT_INTR_CLOSE)
@@ -677,7 +907,7 @@ cdef class Exchange:
     def abort(self, str why="aborted"):
         if self.tr is None:
             return
-        if self._busy:
+        if self._busy or self.in_flight:
             ft_rt_interrupt(self.tr.t, &self.rt, FT_INTR_CANCEL)
             return
         ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, why.encode())

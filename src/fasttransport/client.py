@@ -10,10 +10,11 @@ import http.cookiejar
 import re
 import threading
 import urllib.request
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Generator, Iterable, Iterator, List, Optional, Tuple, Union
 from urllib.parse import quote, unquote, urljoin
 
 from . import _core
+from .batch import Future, _Collector, run_map
 from .errors import (
     HTTPError,
     InvalidRequest,
@@ -209,6 +210,7 @@ class Client:
         self.cookies = cookies if cookies is not False else None
         self._jar_check_empty = type(self.cookies) in _PLAIN_JARS
         self.auth = auth
+        self._col: Optional[_Collector] = None
 
     # ---- the request path ---------------------------------------------------
 
@@ -231,6 +233,26 @@ class Client:
         subclasses when an exchange fails, TooManyRedirects past
         max_redirects, UnrewindableBodyError when a 307/308 needs a one-shot
         body again, RemoteProtocolError for an unparsable Location."""
+        req, deadline = self._new_request(method, url, params, headers, content, data, files,
+                                          json, auth, timeout)
+        orig_headers = req.headers
+        resp = self._send_one(req, deadline, cancel)
+        if resp.status_code in _REDIRECTS and (
+                self.follow_redirects if follow_redirects is None else follow_redirects):
+            resp = self._follow(req, orig_headers, resp, deadline, cancel)
+        if not stream and not resp._x.upgraded:
+            try:
+                _ = resp.content   # read and kept: the connection is recycled
+            except BaseException:
+                resp.close()
+                raise
+        return resp
+
+    def _new_request(self, method: str, url: str, params: Any, headers: HeaderTypes,
+                     content: Any, data: Any, files: Any, json: Any, auth: Any,
+                     timeout: Any) -> Tuple[Request, Optional[int]]:
+        """The Request of a call and its deadline, the client's defaults
+        applied."""
         if self.headers._list:
             merged = Headers(self.headers)
             if headers:
@@ -253,18 +275,7 @@ class Client:
         deadline = None
         if timeout is not None:
             deadline = _core.monotonic_ns() + int(float(timeout) * 1e9)
-        orig_headers = req.headers
-        resp = self._send_one(req, deadline, cancel)
-        if resp.status_code in _REDIRECTS and (
-                self.follow_redirects if follow_redirects is None else follow_redirects):
-            resp = self._follow(req, orig_headers, resp, deadline, cancel)
-        if not stream and not resp._x.upgraded:
-            try:
-                _ = resp.content   # read and kept: the connection is recycled
-            except BaseException:
-                resp.close()
-                raise
-        return resp
+        return req, deadline
 
     def _send_one(self, req: Request, deadline: Optional[int], cancel: Any) -> Response:
         """One hop (Go's Client.send): cookies from the jar for this URL are
@@ -274,6 +285,11 @@ class Client:
         replaced by a copy when something is added. Raises InvalidRequest if
         the jar produces a Cookie value that could not be sent (nothing is
         sent then)."""
+        self._before_hop(req)
+        return self._after_hop(req, self.transport._send(req, deadline, cancel, True))
+
+    def _before_hop(self, req: Request) -> None:
+        """What _send_one adds to a hop's request before it is sent."""
         jar = self.cookies
         if jar is not None and (not self._jar_check_empty or jar._cookies):
             ureq = urllib.request.Request(req.url)
@@ -296,7 +312,11 @@ class Client:
             h = Headers(req.headers)
             h.add("Authorization", _basic(unquote(user), unquote(pw or "")))
             req.headers = h
-        resp = self.transport._send(req, deadline, cancel, True)
+
+    def _after_hop(self, req: Request, resp: Response) -> Response:
+        """What _send_one does with a hop's response: the jar learns its
+        cookies."""
+        jar = self.cookies
         if jar is not None and resp._x.has_header(b"set-cookie"):
             jar.extract_cookies(_JarResponse(resp.headers), urllib.request.Request(req.url))
         if jar is not None:
@@ -305,8 +325,21 @@ class Client:
 
     def _follow(self, orig: Request, orig_headers: Headers, resp: Response,
                 deadline: Optional[int], cancel: Any) -> Response:
-        """Go's Client.do redirect loop, from the
-        first response, a 3xx:
+        """Follow the redirects from resp, a 3xx, hop by hop (_redirects)."""
+        steps = self._redirects(orig, orig_headers, resp)
+        try:
+            req = next(steps)
+            while True:
+                req = steps.send(self._send_one(req, deadline, cancel))
+        except StopIteration as done:
+            return done.value
+
+    def _redirects(self, orig: Request, orig_headers: Headers,
+                   resp: Response) -> Generator[Request, Response, Response]:
+        """Go's Client.do redirect loop, from the first response, a 3xx, as a
+        generator: it yields the next hop's request, is sent that hop's
+        response, and returns the final response (blocking calls, the batch
+        and asyncio drive it alike):
 
         - 301/302/303, 307, 308 with a Location are followed; a 3xx without
           one is the final response; an unparsable one raises
@@ -406,7 +439,7 @@ class Client:
             req = Request(method, next_url, headers=headers)
             if send_body:
                 req.body, req.chunked = orig.body, orig.chunked
-            resp = self._send_one(req, deadline, cancel)
+            resp = yield req
             if resp.status_code not in _REDIRECTS:
                 break
         resp.history = history
@@ -435,6 +468,74 @@ class Client:
     def options(self, url: str, **kw: Any) -> Response:
         return self.request("OPTIONS", url, **kw)
 
+    # ---- many in flight from one thread (batch.py) ----------------------------
+
+    def submit(self, method: str, url: str, *, params: Any = None, headers: HeaderTypes = None,
+               content: Any = None, data: Any = None, files: Any = None, json: Any = None,
+               auth: Any = _UNSET, timeout: Any = _UNSET,
+               follow_redirects: Optional[bool] = None, stream: bool = False,
+               cancel: Optional[_core.CancelToken] = None) -> "Future":
+        """Start a request and return at once: an ft.Future of its Response.
+        The engine runs the exchange (no thread is started); redirects,
+        cookies and retries follow the same rules as request(). The body is
+        read into memory unless ``stream=True`` (then the response is handed
+        over at its head; read and close it as after request(stream=True)).
+        A request body must be bytes, str, form data, JSON or a plain binary
+        file: a streamed (iterator) body needs request()."""
+        req, deadline = self._new_request(method, url, params, headers, content, data, files,
+                                          json, auth, timeout)
+        return self._start_future(req, deadline, cancel, stream, follow_redirects)
+
+    def _start_future(self, req: Request, deadline: Optional[int], cancel: Any, stream: bool,
+                      follow_redirects: Optional[bool]) -> "Future":
+        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        fut = Future(self, req, deadline, cancel, stream, follow)
+        fut._send(req)
+        return fut
+
+    def _submit_item(self, item: Any, timeout: Any, cancel: Any, stream: bool,
+                     follow_redirects: Optional[bool]) -> "Future":
+        """map()'s item: an ft.Request, a URL (GET) or a (method, url) pair."""
+        if isinstance(item, Request):
+            req, deadline = self._new_request(item.method, item.url, None, item.headers,
+                                              None, None, None, None, _UNSET, timeout)
+            req.body, req.chunked = item.body, item.chunked
+            req._one_shot = item._one_shot
+            req = item if not self.headers._list and self.auth is None else req
+        else:
+            method, url = ("GET", item) if isinstance(item, str) else item
+            req, deadline = self._new_request(method, url, None, None, None, None, None, None,
+                                              _UNSET, timeout)
+        fut = self._start_future(req, deadline, cancel, stream, follow_redirects)
+        fut.request = item if isinstance(item, Request) else req
+        return fut
+
+    def map(self, requests: Iterable[Any], *, concurrency: int = 64,
+            timeout: Any = _UNSET, cancel: Optional[_core.CancelToken] = None,
+            stream: bool = False, follow_redirects: Optional[bool] = None,
+            ) -> Iterator[Tuple[Request, Union[Response, BaseException]]]:
+        """Run many requests with at most ``concurrency`` in flight, from this
+        thread: yields ``(request, response_or_exception)`` in completion
+        order. ``requests``: any iterable (pulled lazily, never more than
+        ``concurrency`` ahead) of ft.Request objects, URL strings (GET) or
+        ``(method, url)`` pairs. An error is the item's value and never
+        stops the others; ``cancel`` (a CancelToken) stops the whole run;
+        leaving the loop early cancels what is still in flight.
+        ``timeout``: per request, as in request()."""
+        if cancel is not None:
+            return run_map(self, _until_cancelled(requests, cancel), concurrency, timeout,
+                           cancel, stream, follow_redirects)
+        return run_map(self, requests, concurrency, timeout, cancel, stream, follow_redirects)
+
+    def _collector(self) -> _Collector:
+        col = self._col
+        if col is None:
+            with _COLLECTOR_LOCK:
+                col = self._col
+                if col is None:
+                    col = self._col = _Collector()
+        return col
+
     @contextlib.contextmanager
     def stream(self, method: str, url: str, **kw: Any) -> Iterator[Response]:
         """``with client.stream("GET", url) as r:`` — a streaming response,
@@ -447,15 +548,29 @@ class Client:
             resp.close()
 
     def close(self) -> None:
-        """Close the transport if this client created it."""
+        """Close the transport if this client created it (requests still in
+        flight then fail with TransportError)."""
         if self._own_transport:
             self.transport.close()
+            if self._col is not None:
+                self._col.poll()    # the engines reported every request they ran
 
     def __enter__(self) -> "Client":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+_COLLECTOR_LOCK = threading.Lock()
+
+
+def _until_cancelled(items: Iterable[Any], cancel: _core.CancelToken) -> Iterator[Any]:
+    """items, until the token is cancelled (a cancelled map pulls no more)."""
+    for item in items:
+        if cancel.cancelled:
+            return
+        yield item
 
 
 def _parse_url_or_none(url: str) -> Any:

@@ -12,7 +12,15 @@ from typing import Any, Optional, Union
 
 from . import _core
 from . import proxy as _proxy
-from .errors import Cancelled, ConnectError, ConnectTimeout, HTTPError, TimeoutError, TransportError
+from .errors import (
+    Cancelled,
+    ConnectError,
+    ConnectTimeout,
+    HTTPError,
+    InvalidRequest,
+    TimeoutError,
+    TransportError,
+)
 from .models import Request, Response
 
 __all__ = ["Transport", "TransportStats", "DEFAULT_USER_AGENT"]
@@ -327,6 +335,52 @@ class Transport:
 
     def _send(self, request: Request, deadline_ns: Optional[int], cancel: Any,
               stream: bool, decode: bool = True) -> Response:
+        plan = self._plan(request)
+        (op, url, key, host, port, head, body, is_head, req_close, tls, expect, chunked,
+         length, tunnel, gzip, _) = plan
+        while True:
+            x = _core.Exchange()
+            t0 = time.perf_counter()
+            try:
+                x.start(self._core, op, url, key, host, port, head, body, is_head, req_close,
+                        deadline_ns, cancel, tls, expect, chunked, length, *tunnel,
+                        pump=request._one_shot)
+            except HTTPError as err:
+                if _should_retry(x, request, err):
+                    continue   # (a one-shot body is never retried: the error stands, as in Go)
+                raise self._hop_error(err, plan) from None
+            return Response(x, request, gzip=gzip, elapsed=time.perf_counter() - t0,
+                            stream=stream, transport=self, decode=decode)
+
+    def _submit(self, request: Request, plan: tuple, deadline_ns: Optional[int], cancel: Any,
+                cq: Any, mode: int, limit: int) -> Any:
+        """Hand one exchange to an engine (Exchange.submit); its reports go
+        to cq. Returns the exchange."""
+        (op, url, key, host, port, head, body, is_head, req_close, tls, expect, chunked,
+         length, tunnel, _, _) = plan
+        if chunked:
+            raise InvalidRequest(f'{op} "{url}": a streamed request body needs a blocking '
+                                 "call (submit, map and AsyncClient send bytes or a file)",
+                                 method=op.upper(), url=url)
+        x = _core.Exchange()
+        x.submit(self._core, cq, mode, limit, op, url, key, host, port, head, body, is_head,
+                 req_close, deadline_ns, cancel, tls, expect, length, *tunnel)
+        return x
+
+    @staticmethod
+    def _hop_error(err: HTTPError, plan: tuple) -> HTTPError:
+        """The error an exchange of plan failed with, as the caller sees it:
+        a proxy that could not be dialled says so (a CONNECT refusal keeps
+        the proxy's own words, as in Go)."""
+        if (plan[15] and isinstance(err, (ConnectError, ConnectTimeout))
+                and ": dial tcp " in str(err)):
+            return _proxyconnect(err, plan[0], plan[1])
+        return err
+
+    def _plan(self, request: Request) -> tuple:
+        """What an exchange for request needs: (op, url, key, host, port,
+        head, body, is_head, req_close, tls, expect, chunked, length, tunnel,
+        gzip, route); ``tunnel`` is () or (tls_host, authority, auth)."""
         u = request._u
         method = request._method
         headers = request._headers
@@ -372,28 +426,12 @@ class Transport:
         head = _core.build_head(method, target, u.host_header, hlist, length,
                                 chunked, gzip, self.disable_keep_alives,
                                 DEFAULT_USER_AGENT)
-        while True:
-            x = _core.Exchange()
-            t0 = time.perf_counter()
-            try:
-                x.start(self._core, op, u.redacted, key, host, port, head, body,
-                        method == "HEAD", req_close, deadline_ns, cancel, tls, expect,
-                        chunked and not isinstance(body, bytes), length,
-                        *((u.host_bytes, route.tunnel,
-                           route.auth.encode("latin-1") if route.auth else None)
-                          if route and route.tunnel is not None else ()),
-                        pump=request._one_shot)
-            except HTTPError as err:
-                if _should_retry(x, request, err):
-                    continue   # (a one-shot body is never retried: the error stands, as in Go)
-                if (route and isinstance(err, (ConnectError, ConnectTimeout))
-                        and ": dial tcp " in str(err)):
-                    # the proxy could not be dialled (a CONNECT refusal keeps
-                    # the proxy's own words, as in Go)
-                    raise _proxyconnect(err, op, u.redacted) from None
-                raise
-            return Response(x, request, gzip=gzip, elapsed=time.perf_counter() - t0,
-                            stream=stream, transport=self, decode=decode)
+        tunnel: tuple = ()
+        if route and route.tunnel is not None:
+            tunnel = (u.host_bytes, route.tunnel,
+                      route.auth.encode("latin-1") if route.auth else None)
+        return (op, u.redacted, key, host, port, head, body, method == "HEAD", req_close, tls,
+                expect, chunked and not isinstance(body, bytes), length, tunnel, gzip, route)
 
     def _route(self, u: Any) -> Any:
         """How requests to u's (scheme, host, port) go: False (direct) or a
