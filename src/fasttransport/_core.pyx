@@ -292,6 +292,7 @@ cdef class CompletionQueue:
     eventfd readable while it is not empty. One wake-up of the collector
     serves every exchange reported since its last take()."""
     cdef ft_cq *q
+    cdef readonly Py_ssize_t live    # exchanges in flight that report here
 
     def __cinit__(self):
         cdef char err[256]
@@ -307,7 +308,16 @@ cdef class CompletionQueue:
             self.q = NULL
 
     def fileno(self):
+        if self.q == NULL:
+            raise ValueError("completion queue is closed")
         return ft_cq_fd(self.q)
+
+    def close(self):
+        """Release the queue and its fd now if no exchange in flight reports
+        to it (otherwise when the last one is gone). Idempotent."""
+        if self.q != NULL and self.live == 0:
+            ft_cq_free(self.q)
+            self.q = NULL
 
     def take(self):
         """The exchanges reported since the last take, in order (each once)."""
@@ -316,6 +326,8 @@ cdef class CompletionQueue:
         cdef size_t n, i
         cdef Exchange x
         out = []
+        if self.q == NULL:
+            return out
         while True:
             with nogil:
                 n = ft_cq_take(self.q, jobs, last, 256)
@@ -331,6 +343,8 @@ cdef class CompletionQueue:
         there. True if one is."""
         cdef pollfd p
         cdef int r, ms = <int>(timeout * 1000) if timeout > 0 else 0
+        if self.q == NULL:
+            return False
         p.fd = ft_cq_fd(self.q)
         p.events = POLLIN
         p.revents = 0
@@ -549,6 +563,9 @@ cdef class Exchange:
         self._setup(tr, op, url, key, host, port, head, body, is_head, req_close, deadline_ns,
                     cancel, tls, expect_continue, False, length, tls_host, tunnel, tunnel_auth,
                     False)
+        if cq.q == NULL:
+            raise _errors.TransportError(f'{op} "{url}": client is closed',
+                                         method=op.upper(), url=url)
         self.job = <ft_job *>PyMem_Malloc(sizeof(ft_job))
         if self.job == NULL:
             raise MemoryError()
@@ -557,6 +574,7 @@ cdef class Exchange:
         self.cq = cq
         self.mode = mode
         self.in_flight = True
+        cq.live += 1
         _INFLIGHT[id(self)] = self
         if cancel is not None:
             (<CancelToken>cancel)._live.add(self)
@@ -581,6 +599,7 @@ cdef class Exchange:
             return 0
         self.head_ready = self.rt.status != 0    # the engine is done: rt is ours
         self.in_flight = False
+        self.cq.live -= 1
         _INFLIGHT.pop(id(self), None)
         if self.cancel is not None:
             (<CancelToken>self.cancel)._live.discard(self)
@@ -602,6 +621,13 @@ cdef class Exchange:
             self._raise()
         except BaseException as e:
             return e
+
+    @property
+    def ahead_buffered(self):
+        """Body bytes read by the engine and not taken yet."""
+        if self.job != NULL:
+            return ft_job_buffered(self.job)
+        return 0 if self._mem is None else PyBytes_GET_SIZE(self._mem) - self._mpos
 
     def take_ahead(self, Py_ssize_t n=65536):
         """FT_JOB_AHEAD: up to n bytes the engine read ahead; None when none

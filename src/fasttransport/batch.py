@@ -30,6 +30,17 @@ _PREALLOC = 64 << 20
 _PENDING, _RUNNING, _FINISHED, _CANCELLED = range(4)
 
 
+def dispatch(cq: Any) -> int:
+    """Take every report from cq and hand each to its exchange's owner;
+    after an exchange's last one, the exchange lets go of its owner."""
+    xs = cq.take()
+    for x in xs:
+        x.owner._report(x)
+        if not x.in_flight:
+            x.owner = None
+    return len(xs)
+
+
 class _Collector:
     """A client's completion queue and the lock that makes one thread at a
     time the collector; the others wait for it (Condition)."""
@@ -45,10 +56,7 @@ class _Collector:
     def dispatch(self) -> int:
         """Take every report and hand each to its owner. The caller is the
         collector."""
-        xs = self.cq.take()
-        for x in xs:
-            x.owner._report(x)
-        return len(xs)
+        return dispatch(self.cq)
 
     def poll(self) -> None:
         """Take what is there without waiting, unless another thread collects."""
@@ -333,7 +341,9 @@ def run_map(client: Any, requests: Iterable[RequestLike], concurrency: int,
 
     def top_up() -> None:
         nonlocal exhausted
-        while not exhausted and len(inflight) < concurrency:
+        # in flight plus finished but not yet yielded: never more than
+        # concurrency, so a slow consumer holds the producer back
+        while not exhausted and len(inflight) + len(ready) < concurrency:
             try:
                 item = next(it)
             except StopIteration:

@@ -159,7 +159,9 @@ def _slurp_and_close(resp: Response) -> None:
     ``content``."""
     data = []
     try:
-        if resp.content_length == -1 or resp.content_length <= _SLURP:
+        if resp._x.in_flight:
+            pass            # read ahead by an engine: close() drains it there
+        elif resp.content_length == -1 or resp.content_length <= _SLURP:
             left = _SLURP + 1
             while left > 0:
                 chunk = resp.read(left)
@@ -552,8 +554,10 @@ class Client:
         flight then fail with TransportError)."""
         if self._own_transport:
             self.transport.close()
-            if self._col is not None:
+        if self._col is not None:
+            if self._own_transport:
                 self._col.poll()    # the engines reported every request they ran
+            self._col.cq.close()    # its fd, once nothing in flight reports to it
 
     def __enter__(self) -> "Client":
         return self

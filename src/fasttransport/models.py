@@ -19,7 +19,18 @@ import threading
 import warnings
 import zlib
 from functools import lru_cache
-from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 from urllib.parse import SplitResult, quote, urlencode, urlsplit
 
 from . import _core
@@ -921,7 +932,8 @@ class Response:
 
     __slots__ = ("status_code", "reason", "http_version", "request", "url", "history",
                  "_x", "_headers", "_trailers", "_content", "_closed", "_stream",
-                 "_decoder", "_elapsed", "_body", "_transport", "_rlock", "__weakref__")
+                 "_decoder", "_elapsed", "_body", "_transport", "_rlock", "_aio",
+                 "__weakref__")
 
     def __init__(self, x: Any, request: Request, *, gzip: bool, elapsed: float,
                  stream: bool, transport: Any = None, decode: bool = True) -> None:
@@ -940,6 +952,7 @@ class Response:
         self._elapsed = elapsed
         self._body: Optional[ResponseBody] = None
         self._transport = transport
+        self._aio: Any = None          # the AsyncClient whose engine reads it ahead
         self._decoder: Optional[_Decoder] = None
         if (decode and x.has_body and x.content_length != 0
                 and x.has_header(b"content-encoding")):
@@ -1077,6 +1090,48 @@ class Response:
         pending += decoder.decode(b"", final=True)
         if pending:
             yield pending
+
+    # ---- asyncio (a response of ft.AsyncClient) ------------------------------
+
+    async def aread(self) -> bytes:
+        """The rest of the body, decoded (kept as ``content``)."""
+        if self._content is None:
+            from .aio import aread_all
+            self._content = await aread_all(self)
+            self._closed = True
+        return self._content
+
+    def aiter_bytes(self, chunk_size: Optional[int] = None) -> AsyncIterator[bytes]:
+        """The decoded body in pieces (chunk_size, or as they come)."""
+        from .aio import aiter_body
+        return aiter_body(self, chunk_size, decode=True)
+
+    def aiter_raw(self, chunk_size: Optional[int] = None) -> AsyncIterator[bytes]:
+        """The body as it came on the wire (no content decoding)."""
+        from .aio import aiter_body
+        return aiter_body(self, chunk_size, decode=False)
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        enc = self.encoding or "utf-8"
+        decoder = __import__("codecs").getincrementaldecoder(enc)(errors="replace")
+        pending = ""
+        async for chunk in self.aiter_bytes():
+            pending += decoder.decode(chunk)
+            lines = pending.splitlines(keepends=True)
+            pending = ""
+            for line in lines:
+                if line.endswith(("\n", "\r")):
+                    yield line.rstrip("\r\n")
+                else:
+                    pending = line
+        pending += decoder.decode(b"", final=True)
+        if pending:
+            yield pending
+
+    async def aclose(self) -> None:
+        """close(), for async code (it never blocks: the engine drains or
+        closes the connection)."""
+        self.close()
 
     @property
     def body(self) -> "ResponseBody":

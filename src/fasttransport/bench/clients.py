@@ -11,9 +11,12 @@ library fails only its own row (``ImportError``).
   clients return one shared fetch (one client object for every thread);
   the others build one connection or session per thread (``sharing`` says
   which).
-- ``async_session(target, concurrency)`` (aiohttp): an async context manager
-  yielding an async ``fetch``; ``concurrency`` tasks share it.
-- ``multi(target, handles)`` (pycurl): a :class:`CurlMultiRunner`.
+- ``async_session(target, concurrency)`` (``style = "async"``: aiohttp,
+  fasttransport's AsyncClient, httpx's AsyncClient): an async context
+  manager yielding an async ``fetch``; ``concurrency`` tasks share it.
+- ``multi(target, concurrency)`` (``style = "multi"``: pycurl's CurlMulti,
+  fasttransport's ``Client.map``): a :class:`MultiRunner` that keeps
+  ``concurrency`` requests in flight from the calling thread.
 - ``hold(target, count, ready, held)``: open ``count`` keep-alive connections
   at once (``count`` responses open together; for aiohttp ``count`` requests
   started together), read every body so that all of them go idle in the
@@ -21,9 +24,19 @@ library fails only its own row (``ImportError``).
   close. ``ready()`` is called once the client exists, before any request;
   no new connection is opened once ``time.perf_counter()`` passes ``deadline``.
 
+``style`` says how a worker runs a client with more than one request in
+flight: ``"threads"`` (``threaded``), ``"async"`` (``async_session``, also
+with one request in flight) or ``"multi"`` (``multi``).
+
 Every body is read completely and returned as ``bytes``; nothing is
 configured beyond what a user would set to reach the server (a CA file for
 TLS, pool sizes for the concurrent and scale scenarios).
+
+Rows whose names end in ``-ft`` / ``-ft-threads`` / ``-async-ft`` run httpx
+or requests over fasttransport's adapters (``fasttransport.httpx``,
+``fasttransport.requests``). When such a module or the class a row needs is
+missing, the row raises :class:`NotAvailable` and the report shows
+"not available: <reason>".
 """
 
 from __future__ import annotations
@@ -35,12 +48,35 @@ import platform
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional, Protocol
 from urllib.parse import urlsplit
 
 Fetch = Callable[[], bytes]
 AsyncFetch = Callable[[], Awaitable[bytes]]
 Close = Callable[[], None]
+
+
+class NotAvailable(Exception):
+    """The client's library is installed but lacks what the row needs (for
+    example a fasttransport adapter module or class not written yet)."""
+
+
+class MultiRunner(Protocol):
+    """Many requests in flight driven from one thread (``Adapter.multi``).
+
+    ``run(n, deadline, expect)`` performs up to ``n`` GETs, starting a new one
+    as each finishes, and starts none once ``time.perf_counter()`` passes
+    ``deadline``; it returns ``(done, errors, bad_bodies, last_error)``.
+    """
+
+    def run(self, n: int, deadline: float, expect: int) -> tuple[int, int, int, str]: ...
+
+    def close(self) -> None: ...
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 @dataclass(frozen=True)
@@ -60,6 +96,8 @@ class Adapter:
     name = ""
     #: How threads share the client in the concurrent scenario.
     sharing = ""
+    #: How many requests in flight are run: "threads", "async" or "multi".
+    style = "threads"
 
     def version(self) -> str:
         return ""
@@ -68,6 +106,14 @@ class Adapter:
         raise NotImplementedError
 
     def threaded(self, target: Target, threads: int) -> tuple[Callable[[], Fetch], Close]:
+        raise NotImplementedError
+
+    def async_session(
+        self, target: Target, concurrency: int
+    ) -> contextlib.AbstractAsyncContextManager[AsyncFetch]:
+        raise NotImplementedError
+
+    def multi(self, target: Target, concurrency: int) -> MultiRunner:
         raise NotImplementedError
 
     def hold(
@@ -194,6 +240,109 @@ class FastTransportRoundTrip(FastTransport):
             return body
 
         return fetch, transport.close
+
+
+def _ft_pool(conns: int) -> dict[str, Any]:
+    """ft.Transport keyword arguments that let ``conns`` connections to one host
+    be open and go idle in the pool (the default keeps 100)."""
+    return {"max_idle_conns": max(100, conns), "max_idle_conns_per_host": conns}
+
+
+class FastTransportThreads(FastTransport):
+    """``Client.get(url).content`` from many threads sharing one Client whose
+    Transport pools as many connections as there are threads."""
+
+    name = "fasttransport-threads"
+    sharing = "one Client (max_idle_conns_per_host=threads) shared by all threads"
+
+    def threaded(self, target: Target, threads: int) -> tuple[Callable[[], Fetch], Close]:
+        import fasttransport as ft
+
+        client = ft.Client(transport=self._transport(target, **_ft_pool(threads)))
+        get, url = client.get, target.url
+
+        def fetch() -> bytes:
+            return get(url).content
+
+        def close() -> None:
+            client.close()
+            client.transport.close()
+
+        return (lambda: fetch), close
+
+
+class FastTransportMap(FastTransport):
+    """``Client.map(urls, concurrency=N)`` from one thread: the engine runs the
+    exchanges, the thread collects ``(request, response or exception)``."""
+
+    name = "fasttransport-map"
+    sharing = "Client.map(concurrency=N) from one thread"
+    style = "multi"
+
+    def multi(self, target: Target, concurrency: int) -> MapRunner:
+        return MapRunner(self._transport(target, **_ft_pool(concurrency)), target, concurrency)
+
+
+class MapRunner:
+    """A :class:`MultiRunner` on ``ft.Client.map``: the URLs come from a
+    generator that stops after ``n`` or at the deadline (``map`` pulls it
+    lazily, never more than ``concurrency`` ahead)."""
+
+    def __init__(self, transport: Any, target: Target, concurrency: int) -> None:
+        import fasttransport as ft
+
+        self.client = ft.Client(transport=transport)
+        self.url = target.url
+        self.concurrency = concurrency
+
+    def run(self, n: int, deadline: float, expect: int) -> tuple[int, int, int, str]:
+        clock, url = time.perf_counter, self.url
+
+        def urls() -> Iterator[str]:
+            for _ in range(n):
+                if clock() > deadline:
+                    return
+                yield url
+
+        done = errors = bad = 0
+        last_error = ""
+        for _request, result in self.client.map(urls(), concurrency=self.concurrency):
+            done += 1
+            if isinstance(result, BaseException):
+                errors += 1
+                last_error = _error_text(result)
+            elif len(result.content) != expect:
+                bad += 1
+        return done, errors, bad, last_error
+
+    def close(self) -> None:
+        self.client.close()
+        self.client.transport.close()
+
+
+class FastTransportAsync(FastTransport):
+    """``(await AsyncClient.get(url)).content``; tasks share one AsyncClient."""
+
+    name = "fasttransport-async"
+    sharing = "one AsyncClient, N tasks on one event loop"
+    style = "async"
+
+    @contextlib.asynccontextmanager
+    async def async_session(self, target: Target, concurrency: int) -> AsyncIterator[AsyncFetch]:
+        """An async fetch for ``concurrency`` tasks sharing one AsyncClient."""
+        import fasttransport as ft
+
+        transport = self._transport(target, **_ft_pool(concurrency))
+        try:
+            async with ft.AsyncClient(transport=transport) as client:
+                get, url = client.get, target.url
+
+                async def fetch() -> bytes:
+                    return (await get(url)).content
+
+                yield fetch
+        finally:
+            transport.close()
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,488 @@
+"""An httpx transport that sends requests through a fasttransport Transport.
+
+    import httpx
+    import fasttransport.httpx
+
+    with httpx.Client(transport=fasttransport.httpx.HTTPTransport()) as client:
+        r = client.get("https://example.org/")
+
+httpx keeps doing what a Client does (redirects, cookies, auth, default
+headers, content decoding, event hooks); each single exchange goes through
+``fasttransport.Transport._send`` with ``decode=False``, so the body reaches
+httpx exactly as it came on the wire and httpx decodes gzip, deflate, br and
+zstd itself (once). ``import fasttransport`` never imports this module: use
+``import fasttransport.httpx``.
+
+Requests
+    The method, ``str(url)``, the raw header pairs (latin-1) and the body are
+    copied into an ``ft.Request``. fasttransport writes Content-Length or
+    Transfer-Encoding itself: an in-memory body (``httpx.ByteStream``, or any
+    request already read) is sent as bytes with its length; a streamed body
+    (a generator, a file, multipart) is pulled chunk by chunk while it is
+    sent, with the request's ``Content-Length`` when it declares one and
+    chunked otherwise. A streamed body is one-shot: it is never replayed on
+    another connection.
+
+Responses
+    ``httpx.Response(status, headers=raw pairs, stream=...)`` with the
+    extensions ``http_version`` and ``reason_phrase``. Header names arrive in
+    Go's canonical form (``content-type`` -> ``Content-Type``); repeated
+    fields stay separate pairs. The stream reads the raw body 64 KiB at a
+    time; reading it to the end returns the connection to fasttransport's
+    pool, closing it early drains a small remainder or closes the connection.
+
+TLS and proxies
+    verify, cert and proxy are the Transport's (``HTTPTransport(verify=...)``);
+    as for any ft.Transport the proxy defaults to the environment's. httpx's
+    own ``proxy=`` and ``mounts=`` send matching requests to other transports.
+
+Timeouts (``request.extensions["timeout"]``: connect, read, write, pool)
+    fasttransport has only a total per-exchange deadline, which would also
+    bound the body and so cut a long but healthy download short. The timeouts
+    are therefore enforced by a watchdog thread (one per HTTPTransport,
+    started on the first request that has a timeout) that cancels the
+    exchange through a ``CancelToken``:
+
+    - the response head must arrive within ``connect + read`` seconds of the
+      start, plus ``write`` with a request body and ``pool`` when the
+      Transport limits ``max_conns_per_host``. With ``read=None`` (or
+      ``write=None`` and a body) the head has no limit here. A streamed body
+      restarts that clock (``write + read``) at each chunk it hands over;
+    - each read of the body must return within ``read`` seconds (httpx's
+      per-read meaning; time spent between reads is not counted);
+    - the Transport's own ``dial_timeout`` (default 30 s),
+      ``tls_handshake_timeout`` and ``response_header_timeout`` still apply.
+
+    What is approximated: the head's budget is the sum above, so a silent
+    server is detected after ``connect + read`` seconds rather than ``read``
+    seconds after the request was written; and when it runs out the phase is
+    judged from the Transport's live counts: a request to that host still
+    waiting for a connection gives ConnectTimeout (PoolTimeout when
+    ``max_conns_per_host`` is reached and nothing is dialing), a streamed
+    body not yet fully handed over gives WriteTimeout, anything else
+    ReadTimeout. Under concurrent requests to one host the class may be the
+    wrong one of these four; the timing never depends on that judgement.
+    A cancelled exchange's connection is closed, never pooled.
+
+Errors (``raise ... from`` the fasttransport error)
+    =============================  ===============================================
+    fasttransport                  httpx
+    =============================  ===============================================
+    ConnectTimeout                 ConnectTimeout
+    ConnectError, TLSError         ConnectError (TLSError while reading: ReadError;
+                                   a proxy that cannot be dialled: ProxyError)
+    ReadTimeout,                   ReadTimeout
+    ResponseHeaderTimeout
+    PoolTimeout                    PoolTimeout
+    RemoteProtocolError            RemoteProtocolError
+    InvalidRequest                 UnsupportedProtocol (scheme), else
+                                   LocalProtocolError
+    body length mismatch           LocalProtocolError
+    a timeout of the watchdog      ConnectTimeout / PoolTimeout / WriteTimeout /
+                                   ReadTimeout (see above)
+    other TransportError           NetworkError (while reading the body: ReadError)
+    =============================  ===============================================
+
+    An exception raised by a streamed request body propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import httpx
+
+from ._core import CancelToken
+from .errors import (
+    Cancelled,
+    ConnectError,
+    ConnectTimeout,
+    HTTPError,
+    InvalidRequest,
+    PoolTimeout,
+    ReadTimeout,
+    RemoteProtocolError,
+    ResponseHeaderTimeout,
+    TLSError,
+)
+from .models import Request, Response, _BodyStream
+from .transport import Transport
+
+__all__ = ["HTTPTransport"]
+
+#: Bytes asked of the connection per read of a response body.
+READ_SIZE = 65536
+
+
+# ---- timeouts ---------------------------------------------------------------
+
+
+class _Watchdog:
+    """A thread that cancels exchanges whose timer ran out.
+
+    Timers sit in a heap ordered by due time; a timer pushed back (armed
+    again later) keeps its heap entry and is re-queued when that entry comes
+    due, so a read costs one lock round trip, not a heap push. The thread
+    starts with the first timer; close() joins it (a later timer starts it
+    again)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: List[Tuple[float, int, _Timer]] = []
+        self._seq = itertools.count()
+        self._thread: Optional[threading.Thread] = None
+        self._closing = False
+
+    def _push_locked(self, timer: "_Timer", when: float) -> None:
+        if self._closing:
+            return
+        seq = next(self._seq)
+        heapq.heappush(self._heap, (when, seq, timer))
+        timer._entry = (seq, when)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        elif self._heap[0][1] == seq:
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closing:
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                when, seq, timer = self._heap[0]
+                now = time.monotonic()
+                if when > now:
+                    self._cond.wait(when - now)
+                    continue
+                heapq.heappop(self._heap)
+                if timer._entry is not None and timer._entry[0] == seq:
+                    timer._entry = None
+                    timer._due_locked(now)
+
+    def close(self) -> None:
+        """Stop the thread, dropping every pending timer."""
+        with self._cond:
+            self._closing = True
+            for _, _, timer in self._heap:
+                timer._entry = None
+            self._heap.clear()
+            self._cond.notify()
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        with self._cond:
+            self._closing = False
+
+
+class _Timer:
+    """The timeouts of one exchange: armed around each blocking step (the
+    head, each body read), it cancels ``token`` when a step overruns.
+    ``fired`` is then the phase that timed out: "connect", "pool", "write"
+    or "read" (``classify()`` decides it for the head)."""
+
+    __slots__ = ("_dog", "token", "_deadline", "_armed", "_label", "_entry", "fired",
+                 "_classify", "seconds")
+
+    def __init__(self, dog: _Watchdog, classify: Callable[[], str]) -> None:
+        self._dog = dog
+        self.token = CancelToken()
+        self._deadline = 0.0
+        self._armed = False
+        self._label = ""
+        self._entry: Optional[Tuple[int, float]] = None
+        self.fired: Optional[str] = None
+        self._classify = classify
+        self.seconds = 0.0
+
+    def arm(self, seconds: float, label: str) -> None:
+        """Fire unless disarm() comes within ``seconds``; label "head" lets
+        classify() name the phase when it fires."""
+        deadline = time.monotonic() + seconds
+        with self._dog._cond:
+            if self.fired is not None:
+                return
+            self._deadline, self._label, self._armed = deadline, label, True
+            self.seconds = seconds
+            if self._entry is None or deadline < self._entry[1]:
+                self._dog._push_locked(self, deadline)
+
+    def disarm(self) -> None:
+        with self._dog._cond:
+            self._armed = False
+
+    def _due_locked(self, now: float) -> None:
+        if not self._armed or self.fired is not None:
+            return
+        if self._deadline > now:
+            self._dog._push_locked(self, self._deadline)
+            return
+        self.fired = self._classify() if self._label == "head" else self._label
+        self.token.cancel()
+
+
+def _waiting_phase(transport: Transport, key: str) -> Optional[str]:
+    """"connect" or "pool" when a request to ``key`` is waiting for a
+    connection right now, else None (a heuristic: fasttransport does not say
+    which request waits)."""
+    host = transport.host_stats().get(key)
+    if host is None:                     # a proxy route: the key differs
+        return "connect" if transport.stats().waiting_requests else None
+    if not host["waiting"]:
+        return None
+    limit = transport.max_conns_per_host
+    if limit > 0 and host["conns"] >= limit and not transport.stats().dialing_conns:
+        return "pool"
+    return "connect"
+
+
+# ---- errors -----------------------------------------------------------------
+
+
+_TIMEOUTS: Dict[str, type] = {
+    "connect": httpx.ConnectTimeout,
+    "pool": httpx.PoolTimeout,
+    "write": httpx.WriteTimeout,
+    "read": httpx.ReadTimeout,
+}
+
+
+def _timeout_error(timer: _Timer, request: httpx.Request, in_body: bool) -> httpx.TimeoutException:
+    phase = timer.fired or "read"
+    if in_body:
+        what = f"no body bytes within the read timeout ({timer.seconds:g} s)"
+    else:
+        what = f"no response head within {timer.seconds:g} s ({phase} phase)"
+    return _TIMEOUTS[phase](f'{request.method.capitalize()} "{request.url}": {what}',
+                            request=request)
+
+
+def _map_error(exc: HTTPError, request: httpx.Request, timer: Optional[_Timer],
+               in_body: bool) -> Exception:
+    """The httpx exception for a fasttransport error (see the module docstring)."""
+    msg = str(exc)
+    if isinstance(exc, Cancelled) and timer is not None and timer.fired is not None:
+        return _timeout_error(timer, request, in_body)
+    if isinstance(exc, ConnectTimeout):
+        return httpx.ConnectTimeout(msg, request=request)
+    if isinstance(exc, (ReadTimeout, ResponseHeaderTimeout)):
+        return httpx.ReadTimeout(msg, request=request)
+    if isinstance(exc, PoolTimeout):
+        return httpx.PoolTimeout(msg, request=request)
+    if isinstance(exc, TLSError):
+        return (httpx.ReadError if in_body else httpx.ConnectError)(msg, request=request)
+    if isinstance(exc, ConnectError):
+        if "proxyconnect" in msg:
+            return httpx.ProxyError(msg, request=request)
+        return httpx.ConnectError(msg, request=request)
+    if isinstance(exc, RemoteProtocolError):
+        return httpx.RemoteProtocolError(msg, request=request)
+    if isinstance(exc, InvalidRequest):
+        if "unsupported protocol scheme" in msg:
+            return httpx.UnsupportedProtocol(msg, request=request)
+        return httpx.LocalProtocolError(msg, request=request)
+    if "with Body length" in msg:
+        return httpx.LocalProtocolError(msg, request=request)
+    if in_body:
+        return httpx.ReadError(msg, request=request)
+    return httpx.NetworkError(msg, request=request)
+
+
+# ---- the transport ----------------------------------------------------------
+
+
+class _Upload:
+    """A streamed request body handed to fasttransport chunk by chunk; each
+    chunk restarts the head timer (``write + read``), and ``active`` is true
+    until the last chunk was taken."""
+
+    __slots__ = ("_stream", "_timer", "_seconds", "active")
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._timer: Optional[_Timer] = None
+        self._seconds = 0.0
+        self.active = True
+
+    def time_with(self, timer: _Timer, seconds: float) -> None:
+        """Restart ``timer`` for ``seconds`` at each chunk taken."""
+        self._timer, self._seconds = timer, seconds
+
+    def stop_timing(self) -> None:
+        """The head arrived (or the exchange failed): later chunks, sent
+        while the body is read, no longer touch the timer."""
+        self._timer = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._stream:
+                timer = self._timer
+                if timer is not None:
+                    timer.arm(self._seconds, "head")
+                yield chunk
+        finally:
+            self.active = False
+
+
+class _ResponseStream(httpx.SyncByteStream):
+    """The body of a fasttransport response, raw (as on the wire), for
+    httpx; errors become httpx exceptions, close() closes the response."""
+
+    def __init__(self, response: Response, request: httpx.Request,
+                 timer: Optional[_Timer], read_timeout: Optional[float]) -> None:
+        self._response = response
+        self._request = request
+        self._timer = timer if read_timeout is not None else None
+        self._read_timeout = read_timeout or 0.0
+
+    def __iter__(self) -> Iterator[bytes]:
+        response, timer = self._response, self._timer
+        while True:
+            if timer is not None:
+                timer.arm(self._read_timeout, "read")
+            try:
+                chunk = response.read(READ_SIZE)
+            except HTTPError as exc:
+                raise _map_error(exc, self._request, self._timer, True) from exc
+            finally:
+                if timer is not None:
+                    timer.disarm()
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        self._response.close()
+        if self._timer is not None:
+            self._timer.disarm()
+
+
+def _head_budget(timeouts: Dict[str, Optional[float]], has_body: bool,
+                 pool_limited: bool) -> Optional[float]:
+    """Seconds the response head may take (see the module docstring), or None."""
+    read = timeouts.get("read")
+    if read is None:
+        return None
+    budget = read + (timeouts.get("connect") or 0.0)
+    if has_body:
+        write = timeouts.get("write")
+        if write is None:
+            return None
+        budget += write
+    if pool_limited:
+        budget += timeouts.get("pool") or 0.0
+    return budget
+
+
+class HTTPTransport(httpx.BaseTransport):
+    """An ``httpx.BaseTransport`` on a fasttransport Transport.
+
+    ``HTTPTransport(**transport_kwargs)`` creates (and close() closes) an
+    ``ft.Transport(**transport_kwargs)``; ``HTTPTransport(transport=t)``
+    uses an existing one and leaves it open. ``transport`` is the
+    ft.Transport (for ``stats()``). Thread-safe, like the Transport.
+    The module docstring describes how requests, responses, timeouts and
+    errors are mapped."""
+
+    def __init__(self, *, transport: Optional[Transport] = None, **transport_kwargs: Any) -> None:
+        if transport is not None and transport_kwargs:
+            raise TypeError("pass either transport= or Transport keyword arguments, not both")
+        self.transport: Transport = transport if transport is not None else Transport(
+            **transport_kwargs)
+        self._owns_transport = transport is None
+        self._watchdog = _Watchdog("ft-httpx-timeouts")
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts: Dict[str, Optional[float]] = dict(request.extensions.get("timeout") or {})
+        if isinstance(request.stream, httpx.ByteStream):
+            body: Any = request.read()          # in memory already (also on redirects)
+            streamed = False
+        else:
+            try:
+                body = request.content
+                streamed = False
+            except httpx.RequestNotRead:
+                body = request.stream
+                streamed = True
+        has_body = streamed or bool(body)
+        ft = self.transport
+        budget = _head_budget(timeouts, has_body, ft.max_conns_per_host > 0)
+        read_timeout = timeouts.get("read")
+        timer: Optional[_Timer] = None
+        upload = _Upload(body) if streamed else None
+        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        try:
+            ft_request = Request(request.method, str(request.url), headers=pairs,
+                                 content=None if streamed or not body else body)
+        except InvalidRequest as exc:
+            raise _map_error(exc, request, None, False) from exc
+        if budget is not None or read_timeout is not None:
+            key = ft_request._u.key.decode("ascii")
+
+            def classify() -> str:
+                if upload is not None and upload.active:
+                    return "write"
+                return _waiting_phase(ft, key) or "read"
+
+            timer = _Timer(self._watchdog, classify)
+        if upload is not None:
+            write = timeouts.get("write")
+            if timer is not None and write is not None and read_timeout is not None:
+                upload.time_with(timer, write + read_timeout)
+            _set_streamed_body(ft_request, upload, _declared_length(request))
+        if timer is not None and budget is not None:
+            timer.arm(budget, "head")
+        try:
+            response = ft._send(ft_request, None, timer.token if timer else None, True,
+                                decode=False)
+        except HTTPError as exc:
+            raise _map_error(exc, request, timer, False) from exc
+        finally:
+            if upload is not None:
+                upload.stop_timing()
+            if timer is not None:
+                timer.disarm()
+        reason = response.reason.encode("latin-1", "replace")
+        return httpx.Response(
+            response.status_code,
+            headers=[(k.encode("latin-1"), v.encode("latin-1"))
+                     for k, v in response.headers.items()],
+            stream=_ResponseStream(response, request, timer, read_timeout),
+            extensions={"http_version": response.http_version.encode("ascii"),
+                        "reason_phrase": reason},
+        )
+
+    def close(self) -> None:
+        """Stop the timeout watchdog and close the Transport if this object
+        created it (responses still open then fail)."""
+        self._watchdog.close()
+        if self._owns_transport:
+            self.transport.close()
+
+
+def _declared_length(request: httpx.Request) -> int:
+    """The request's Content-Length, or -1 (none, chunked, or not a number)."""
+    if "transfer-encoding" in request.headers:
+        return -1
+    value = request.headers.get("content-length")
+    try:
+        n = int(value) if value is not None else -1
+    except ValueError:
+        return -1
+    return n if n >= 0 else -1
+
+
+def _set_streamed_body(ft_request: Request, source: Any, length: int) -> None:
+    """Give ft_request a one-shot streamed body: sent with Content-Length
+    ``length`` when it is >= 0 (a body that then yields another number of
+    bytes fails the exchange), chunked otherwise."""
+    chunks = iter(source)
+    ft_request.body = _BodyStream(lambda: chunks, length)
+    ft_request.chunked = length < 0
+    ft_request._one_shot = True
