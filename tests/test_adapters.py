@@ -611,3 +611,34 @@ def test_requests_adapter_refuses_tls_and_proxy_arguments() -> None:
     for name in ("verify", "cert", "proxy"):
         with pytest.raises(TypeError, match=name):
             fasttransport.requests.HTTPAdapter(**{name: None})
+
+
+# ---- httpx.AsyncClient over fasttransport.httpx.AsyncHTTPTransport ----------
+
+
+def test_httpx_async_transport(http_server: ScriptedServer, app_server: ScriptedServer) -> None:
+    import asyncio
+
+    async def main() -> None:
+        tr = fasttransport.httpx.AsyncHTTPTransport()
+        async with httpx.AsyncClient(transport=tr, base_url=http_server.url("")) as client:
+            rs = await asyncio.gather(*[client.get(f"/bytes/{i}") for i in range(40)])
+            assert [len(r.content) for r in rs] == list(range(40))
+            r = await client.post("/echo", json={"k": "v"})
+            assert json.loads(r.json()["body"]) == {"k": "v"}
+            async with client.stream("GET", "/bytes/200000") as r:
+                got = b"".join([c async for c in r.aiter_bytes()])
+            assert got == body_bytes(200000)
+            r = await client.get(app_server.url("/redirect"), follow_redirects=True)
+            assert r.json() == {"cookie": "session=s3cret"} and len(r.history) == 1
+            s = tr.transport.stats()
+            assert s.active_conns == 0 and s.requests >= 44
+            t0 = time.monotonic()
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get("/slow?delay=3", timeout=0.2)
+            assert time.monotonic() - t0 < 1.5
+            with pytest.raises(httpx.ConnectError):
+                await client.get("http://127.0.0.1:1/")
+        assert tr.transport.stats().open_conns == 0
+
+    asyncio.run(main())

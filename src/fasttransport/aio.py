@@ -156,8 +156,9 @@ class AsyncClient:
         return resp
 
     async def _hop(self, req: Request, deadline: Optional[int], cancel: Any,
-                   stream: bool) -> Response:
-        """One exchange, retried on another connection where Go would."""
+                   stream: bool, decode: bool = True) -> Response:
+        """One exchange, retried on another connection where Go would;
+        ``decode=False``: the body as it came on the wire."""
         c = self._c
         tr = c.transport
         c._before_hop(req)
@@ -175,7 +176,7 @@ class AsyncClient:
                     continue
                 raise tr._hop_error(err, plan) from None
             resp = Response(x, req, gzip=plan[14], elapsed=time.perf_counter() - t0,
-                            stream=stream, transport=tr)
+                            stream=stream, transport=tr, decode=decode)
             resp._aio = self
             return c._after_hop(req, resp)
 

@@ -1,10 +1,24 @@
-"""An httpx transport that sends requests through a fasttransport Transport.
+"""httpx transports that send requests through a fasttransport Transport.
 
     import httpx
     import fasttransport.httpx
 
     with httpx.Client(transport=fasttransport.httpx.HTTPTransport()) as client:
         r = client.get("https://example.org/")
+
+    async with httpx.AsyncClient(
+            transport=fasttransport.httpx.AsyncHTTPTransport()) as client:
+        r = await client.get("https://example.org/")
+
+AsyncHTTPTransport runs each exchange on fasttransport's engine (as
+ft.AsyncClient does: completions wake the event loop through one eventfd, no
+thread per request, no executor); its timeouts are asyncio's: the head must
+come within ``connect + read`` seconds (``+ write`` with a body, ``+ pool``
+when max_conns_per_host is set) and each body read within ``read`` seconds;
+a timed-out or cancelled exchange is aborted and its connection closed. Its
+request body is read into memory before it is sent (the engine never runs
+Python). The rest of this page describes HTTPTransport; the two map requests,
+responses and errors alike.
 
 httpx keeps doing what a Client does (redirects, cookies, auth, default
 headers, content decoding, event hooks); each single exchange goes through
@@ -88,11 +102,12 @@ Errors (``raise ... from`` the fasttransport error)
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Tuple
 
 import httpx
 
@@ -112,7 +127,7 @@ from .errors import (
 from .models import Request, Response, _BodyStream
 from .transport import Transport
 
-__all__ = ["HTTPTransport"]
+__all__ = ["AsyncHTTPTransport", "HTTPTransport"]
 
 #: Bytes asked of the connection per read of a response body.
 READ_SIZE = 65536
@@ -486,3 +501,92 @@ def _set_streamed_body(ft_request: Request, source: Any, length: int) -> None:
     ft_request.body = _BodyStream(lambda: chunks, length)
     ft_request.chunked = length < 0
     ft_request._one_shot = True
+
+
+# ---- asyncio ------------------------------------------------------------------
+
+
+class _AsyncResponseStream(httpx.AsyncByteStream):
+    """The raw body of a response of the engine, for httpx.AsyncClient."""
+
+    def __init__(self, response: Response, request: httpx.Request,
+                 read_timeout: Optional[float]) -> None:
+        self._response = response
+        self._request = request
+        self._read_timeout = read_timeout
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = self._response.aiter_raw(READ_SIZE)
+        while True:
+            try:
+                chunk = await asyncio.wait_for(chunks.__anext__(), self._read_timeout)
+            except StopAsyncIteration:
+                return
+            except asyncio.TimeoutError:
+                raise httpx.ReadTimeout(
+                    f'{self._request.method.capitalize()} "{self._request.url}": no body bytes '
+                    f"within the read timeout ({self._read_timeout:g} s)",
+                    request=self._request) from None
+            except HTTPError as exc:
+                raise _map_error(exc, self._request, None, True) from exc
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class AsyncHTTPTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` on a fasttransport Transport (the
+    module docstring says how it maps requests, timeouts and errors).
+    ``AsyncHTTPTransport(**transport_kwargs)`` creates (and aclose() closes)
+    an ``ft.Transport``; ``transport=`` uses an existing one."""
+
+    def __init__(self, *, transport: Optional[Transport] = None,
+                 **transport_kwargs: Any) -> None:
+        if transport is not None and transport_kwargs:
+            raise TypeError("pass either transport= or Transport keyword arguments, not both")
+        from .aio import AsyncClient
+        self.transport: Transport = transport if transport is not None else Transport(
+            **transport_kwargs)
+        self._owns_transport = transport is None
+        # the engine-run exchanges and their eventfd; httpx keeps redirects
+        # and cookies, so the inner client has neither
+        self._client = AsyncClient(transport=self.transport, follow_redirects=False,
+                                   cookies=False)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts: Dict[str, Optional[float]] = dict(request.extensions.get("timeout") or {})
+        body = await request.aread()
+        ft = self.transport
+        budget = _head_budget(timeouts, bool(body), ft.max_conns_per_host > 0)
+        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        try:
+            ft_request = Request(request.method, str(request.url), headers=pairs,
+                                 content=body or None)
+        except InvalidRequest as exc:
+            raise _map_error(exc, request, None, False) from exc
+        try:
+            response = await asyncio.wait_for(
+                self._client._hop(ft_request, None, None, True, decode=False), budget)
+        except asyncio.TimeoutError:
+            phase = _waiting_phase(ft, ft_request._u.key.decode("ascii")) or "read"
+            raise _TIMEOUTS[phase](
+                f'{request.method.capitalize()} "{request.url}": no response head within '
+                f"{budget:g} s ({phase} phase)", request=request) from None
+        except HTTPError as exc:
+            raise _map_error(exc, request, None, False) from exc
+        return httpx.Response(
+            response.status_code,
+            headers=[(k.encode("latin-1"), v.encode("latin-1"))
+                     for k, v in response.headers.items()],
+            stream=_AsyncResponseStream(response, request, timeouts.get("read")),
+            extensions={"http_version": response.http_version.encode("ascii"),
+                        "reason_phrase": response.reason.encode("latin-1", "replace")},
+        )
+
+    async def aclose(self) -> None:
+        """Close the Transport if this object created it (requests in flight
+        then fail)."""
+        if self._owns_transport:
+            self.transport.close()
+        await self._client.aclose()
