@@ -8,6 +8,7 @@ connection's buffer.
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import io
 import json as _json
@@ -924,6 +925,25 @@ def _pick_decoder(x: Any, headers: "Headers", request: "Request",
     return cls(x.op, x.url)
 
 
+class _Lines:
+    """Splits a body into text lines as its bytes come (any of \\n, \\r\\n,
+    \\r ends a line; the last line may lack one)."""
+
+    __slots__ = ("_decoder", "_pending")
+
+    def __init__(self, encoding: Optional[str]) -> None:
+        self._decoder = codecs.getincrementaldecoder(encoding or "utf-8")(errors="replace")
+        self._pending = ""
+
+    def feed(self, chunk: bytes, final: bool = False) -> List[str]:
+        text = self._pending + self._decoder.decode(chunk, final=final)
+        lines = text.splitlines(keepends=True)
+        self._pending = ""
+        if lines and not final and not lines[-1].endswith(("\n", "\r")):
+            self._pending = lines.pop()
+        return [line.rstrip("\r\n") for line in lines]
+
+
 class Response:
     """An HTTP response. The body is read
     with read()/content/iter_bytes() or through the ``body`` file object;
@@ -1075,21 +1095,10 @@ class Response:
         self._closed = True
 
     def iter_lines(self) -> Iterator[str]:
-        pending = ""
-        enc = self.encoding or "utf-8"
-        decoder = __import__("codecs").getincrementaldecoder(enc)(errors="replace")
+        lines = _Lines(self.encoding)
         for chunk in self.iter_bytes():
-            pending += decoder.decode(chunk)
-            lines = pending.splitlines(keepends=True)
-            pending = ""
-            for line in lines:
-                if line.endswith(("\n", "\r")):
-                    yield line.rstrip("\r\n")
-                else:
-                    pending = line
-        pending += decoder.decode(b"", final=True)
-        if pending:
-            yield pending
+            yield from lines.feed(chunk)
+        yield from lines.feed(b"", final=True)
 
     # ---- asyncio (a response of ft.AsyncClient) ------------------------------
 
@@ -1112,21 +1121,12 @@ class Response:
         return aiter_body(self, chunk_size, decode=False)
 
     async def aiter_lines(self) -> AsyncIterator[str]:
-        enc = self.encoding or "utf-8"
-        decoder = __import__("codecs").getincrementaldecoder(enc)(errors="replace")
-        pending = ""
+        lines = _Lines(self.encoding)
         async for chunk in self.aiter_bytes():
-            pending += decoder.decode(chunk)
-            lines = pending.splitlines(keepends=True)
-            pending = ""
-            for line in lines:
-                if line.endswith(("\n", "\r")):
-                    yield line.rstrip("\r\n")
-                else:
-                    pending = line
-        pending += decoder.decode(b"", final=True)
-        if pending:
-            yield pending
+            for line in lines.feed(chunk):
+                yield line
+        for line in lines.feed(b"", final=True):
+            yield line
 
     async def aclose(self) -> None:
         """close(), for async code (it never blocks: the engine drains or
