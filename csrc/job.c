@@ -477,7 +477,8 @@ size_t ft_job_take(ft_job *j, char *dst, size_t n, int *finished)
     pthread_mutex_lock(&j->bmu);
     size_t held = j->blen - j->bpos;
     size_t m = held < n ? held : n;
-    memcpy(dst, j->buf + j->bpos, m);
+    if (m > 0)
+        memcpy(dst, j->buf + j->bpos, m);
     j->bpos += m;
     *finished = j->finished;
     if (!j->finished) {

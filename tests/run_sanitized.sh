@@ -30,8 +30,10 @@ find "$pkg/fasttransport" \( -name '*.so' -o -name '*.c' -o -name '__pycache__' 
     -exec rm -rf {} +
 cp "$build"/*.so "$pkg/fasttransport/"
 [ $# -gt 0 ] || set -- tests
-# Reports go to files as well: pytest captures stderr, and a sanitizer that
-# halts the process leaves pytest no chance to show what it captured.
+# Reports go to files as well, and pytest captures only Python's sys.stderr
+# (--capture=sys): a sanitizer that halts the process leaves pytest no
+# chance to show what it captured, and UBSan ignores log_path when it runs
+# with ASan, so its report must reach the real stderr.
 logs="$build/reports"
 rm -rf "$logs" && mkdir -p "$logs"
 for v in ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS; do
@@ -39,7 +41,7 @@ for v in ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS; do
 done
 rc=0
 LD_PRELOAD="$(gcc -print-file-name=$lib)" PYTHONPATH="$pkg" \
-    "$py" -m pytest -p no:cacheprovider -q "$@" || rc=$?
+    "$py" -m pytest -p no:cacheprovider --capture=sys -q "$@" || rc=$?
 if compgen -G "$logs/*" >/dev/null; then
     echo "sanitizer reports ($logs):" >&2
     cat "$logs"/* >&2
