@@ -32,11 +32,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* The exchange's phases: getting a connection (PH_START, PH_WAIT), then the
+/* The exchange's phases: getting a connection (PH_START; PH_RESOLVE while
+ * a resolver thread looks the host up; PH_WAIT), then the
  * read loop's states: waiting for the response head (RS_HEAD), in the body
  * (RS_BODY), response complete but the request still being written
  * (RS_SETTLE), done (RS_EOF); or over (PH_FAILED, PH_CLOSED). */
-enum { PH_START = 0, PH_WAIT, RS_HEAD, RS_BODY, RS_SETTLE, RS_EOF, PH_FAILED, PH_CLOSED };
+enum { PH_START = 0, PH_RESOLVE, PH_WAIT, RS_HEAD, RS_BODY, RS_SETTLE, RS_EOF, PH_FAILED,
+       PH_CLOSED };
 
 /* The write loop's states (see "write loop" below). */
 enum { WS_HEAD = 0, WS_WAIT100, WS_BODY, WS_NEED, WS_DONE, WS_SKIP, WS_FAILED };
@@ -172,6 +174,8 @@ static int fail_set(ft_transport *t, ft_rt *rt)
 {
     if (rt->phase == PH_WAIT)
         ft_pool_cancel_want(t, &rt->want);
+    ft_dns_release(rt->dns);
+    rt->dns = NULL;
     release_conn(t, rt, 0);
     rt->phase = PH_FAILED;
     return FT_R_FAIL;
@@ -921,6 +925,22 @@ static int fail_wait_timeout(ft_transport *t, ft_rt *rt)
                 rt->key, t->cfg.max_conns_per_host);
 }
 
+/* The host's addresses are in rt->want: a connection now (an idle one
+ * after all), or wait for one (PH_WAIT; our dial starts). 0, or FT_R_FAIL
+ * (rt failed). */
+static int queue_for_conn(ft_transport *t, ft_rt *rt)
+{
+    ft_conn *c = NULL;
+    int q = ft_pool_queue(t, rt->key, &rt->want, &c, rt->job ? rt->job->io : NULL);
+    if (q < 0)
+        return fail(t, rt, FT_E_CLOSED, "transport is closed");
+    if (q == 0) {
+        rt->phase = PH_WAIT;
+        return 0;
+    }
+    return start_exchange(t, rt, c);
+}
+
 /* Has a job's want been served? (An engine never waits on the condition:
  * the delivery schedules the job.) */
 static int want_done(ft_transport *t, ft_want *w)
@@ -936,6 +956,8 @@ int ft_rt_wait_events(const ft_rt *rt, int64_t *wake)
     int64_t w = rt->deadline;
 #define SOONER(x) do { if ((x) && (w == 0 || (x) < w)) w = (x); } while (0)
     int ev = 0;
+    if (rt->phase == PH_RESOLVE)
+        SOONER(rt->dns_deadline);
     if (rt->conn) {
         if (rt->phase == RS_HEAD || rt->phase == RS_BODY)
             ev |= 1;
@@ -962,27 +984,63 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
             ft_io *keep = rt->job ? rt->job->io : NULL;
             ft_conn *c = ft_pool_take_idle(t, rt->key, keep);
             if (!c) {
-                /* none idle: resolve here (the GIL is released; a job's
-                 * submitter has done it), then wait for a connection - ours
-                 * from a dial, or one released first */
+                /* none idle: the host's addresses (an IP literal at once, a
+                 * name from a resolver thread, PH_RESOLVE), then wait for a
+                 * connection - ours from a dial, or one released first */
                 char rerr[sizeof rt->err];
                 rt->want.host = rt->tls_host ? rt->tls_host : rt->host;
                 rt->want.tls = rt->tls;
                 rt->want.tunnel = rt->tunnel;
                 rt->want.tunnel_auth = rt->tunnel_auth;
                 rt->want.job = rt->job;
-                if (!rt->want.addrs
-                    && ft_resolve(rt->host, rt->port, &rt->want.addrs, rerr, sizeof rerr) != 0)
-                    return fail(t, rt, FT_E_CONNECT, "%s", rerr);
-                int q = ft_pool_queue(t, rt->key, &rt->want, &c, keep);
-                if (q < 0)
-                    return fail(t, rt, FT_E_CLOSED, "transport is closed");
-                if (q == 0) {
-                    rt->phase = PH_WAIT;
-                    break;
+                if (!ft_host_is_numeric(rt->host)) {
+                    rt->dns = ft_dns_start(rt->host, rt->port,
+                                           rt->job ? ft_job_wake : NULL, rt->job);
+                    if (rt->dns) {
+                        rt->phase = PH_RESOLVE;
+                        rt->dns_deadline = t->cfg.dial_timeout > 0
+                                               ? ft_now_ns() + t->cfg.dial_timeout : 0;
+                        break;
+                    }
                 }
+                /* an IP literal, or no resolver thread could start */
+                if (ft_resolve(rt->host, rt->port, &rt->want.addrs, rerr, sizeof rerr) != 0)
+                    return fail(t, rt, FT_E_CONNECT, "%s", rerr);
+                if (queue_for_conn(t, rt) != 0)
+                    return FT_R_FAIL;
+                break;
             }
             if (start_exchange(t, rt, c) != 0)
+                return FT_R_FAIL;
+            break;
+        }
+        case PH_RESOLVE: {
+            int64_t until = slice_end;
+            if (rt->deadline && rt->deadline < until)
+                until = rt->deadline;
+            if (rt->dns_deadline && rt->dns_deadline < until)
+                until = rt->dns_deadline;
+            int done = rt->nowait ? ft_dns_done(rt->dns) : ft_dns_wait(rt->dns, until);
+            if (!done) {
+                if (interrupted(t, rt))
+                    return FT_R_FAIL;
+                int64_t now = ft_now_ns();
+                if (rt->deadline && now >= rt->deadline)
+                    return fail(t, rt, FT_E_CONNECT_TIMEOUT,
+                                "context deadline exceeded (Client.Timeout exceeded while "
+                                "awaiting headers)");
+                if (rt->dns_deadline && now >= rt->dns_deadline)
+                    return fail(t, rt, FT_E_CONNECT_TIMEOUT, "dial tcp: lookup %s: i/o timeout",
+                                rt->host);
+                return FT_R_AGAIN;
+            }
+            char rerr[sizeof rt->err];
+            int rc = ft_dns_take(rt->dns, &rt->want.addrs, rerr, sizeof rerr);
+            ft_dns_release(rt->dns);
+            rt->dns = NULL;
+            if (rc != 0)
+                return fail(t, rt, FT_E_CONNECT, "%s", rerr);
+            if (queue_for_conn(t, rt) != 0)
                 return FT_R_FAIL;
             break;
         }
@@ -1276,6 +1334,14 @@ static ssize_t read_chunked(ft_transport *t, ft_rt *rt, char *dst, size_t n, int
     }
 }
 
+/* The body is longer than rt->max_body: the exchange fails (connection
+ * closed), whatever was read of it is dropped. */
+static int too_large(ft_transport *t, ft_rt *rt)
+{
+    return fail(t, rt, FT_E_TOO_LARGE, "http: response body too large (max_body_size=%llu)",
+                (unsigned long long)rt->max_body);
+}
+
 ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
 {
     reclaim(t, rt);
@@ -1309,16 +1375,26 @@ ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms
             return w;
     }
     int64_t slice_end = now + (int64_t)slice_ms * 1000000LL;
+    uint64_t max = rt->max_body;
+    if (max && rt->framing.kind == FT_BODY_LENGTH && (uint64_t)rt->framing.body_length > max)
+        return too_large(t, rt);   /* declared too long: nothing is read */
+    ssize_t r;
     switch (rt->framing.kind) {
     case FT_BODY_LENGTH:
-        return read_length(t, rt, dst, n, slice_end);
+        r = read_length(t, rt, dst, n, slice_end);
+        break;
     case FT_BODY_CHUNKED:
-        return read_chunked(t, rt, dst, n, slice_end);
+        r = read_chunked(t, rt, dst, n, slice_end);
+        break;
     case FT_BODY_CLOSE:
-        return read_close_delimited(t, rt, dst, n, slice_end);
+        r = read_close_delimited(t, rt, dst, n, slice_end);
+        break;
     default:
         return settle(t, rt, slice_end);
     }
+    if (r > 0 && max && (rt->body_read += (uint64_t)r) > max)
+        return too_large(t, rt);
+    return r;
 }
 
 ssize_t ft_rt_write(ft_transport *t, ft_rt *rt, const char *src, size_t n, int slice_ms)
@@ -1374,6 +1450,8 @@ void ft_rt_close(ft_transport *t, ft_rt *rt)
     } else {
         if (rt->phase == PH_WAIT)
             ft_pool_cancel_want(t, &rt->want);
+        ft_dns_release(rt->dns);
+        rt->dns = NULL;
         release_conn(t, rt, 0);
     }
     if (rt->phase != PH_FAILED)
@@ -1395,5 +1473,7 @@ void ft_rt_free(ft_rt *rt)
     rt->thdrs = NULL;
     free(rt->stage);
     rt->stage = NULL;
+    ft_dns_release(rt->dns);
+    rt->dns = NULL;
     ft_want_free(&rt->want);
 }

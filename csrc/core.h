@@ -11,6 +11,9 @@
  *   dial.c   a dial as a state machine on an engine
  *   drain.c  the rest of a body closed early: discarded by the caller, then
  *            by an engine
+ *   job.c    exchanges an engine runs whole (batch, asyncio), and the
+ *            completion queues they report to
+ *   resolve.c host names looked up on a small pool of resolver threads
  *   watch.c  the transport's side of the engines: their two callbacks (fd
  *            events dispatched by connection state; the timers) and their
  *            start and stop
@@ -108,6 +111,7 @@ enum {
     FT_E_POOL_TIMEOUT,     /* deadline passed waiting for a max_conns_per_host slot */
     FT_E_TLS,              /* handshake or certificate failure */
     FT_E_BODY,             /* the request body's source failed or lied about its length */
+    FT_E_TOO_LARGE,        /* the response body is longer than max_body */
 };
 
 /* Connection states (ft_conn.state). */
@@ -222,6 +226,10 @@ typedef struct ft_rt {
     const char *tunnel_auth;   /* Proxy-Authorization for the CONNECT */
     int req_close;             /* request carries Connection: close */
     int64_t deadline;          /* absolute ns for the whole exchange, 0 = none */
+    uint64_t max_body;         /* most body bytes read before it fails, 0 = no limit */
+    struct ft_dns *dns;        /* the host's lookup in flight (PH_RESOLVE) */
+    int64_t dns_deadline;      /* dial_timeout for it, 0 = none */
+    uint64_t body_read;        /* body bytes read so far (counted with a max_body) */
     int nowait;                /* run by an engine (job.c): never wait, keep
                                   the idle watch of a connection taken */
     struct ft_job *job;        /* that engine-run exchange, or NULL */
@@ -289,6 +297,10 @@ ft_transport *ft_transport_new(const ft_config *cfg, char *err, size_t errcap);
 void ft_transport_close(ft_transport *t);
 /* Free after ft_transport_close, once no ft_rt refers to it. */
 void ft_transport_free(ft_transport *t);
+/* In a child after fork(): close the transport's descriptors without
+ * sending anything on them and without taking a lock; its memory is left
+ * (nothing may be called on it afterwards). */
+void ft_transport_abandon(ft_transport *t);
 void ft_transport_close_idle(ft_transport *t);
 void ft_transport_stats(ft_transport *t, ft_stats *out);
 
@@ -411,10 +423,9 @@ size_t ft_cq_take(ft_cq *q, ft_job **out, int *last, size_t max);
 /* limit: FT_JOB_AHEAD's read-ahead bound (bytes not yet taken); for
  * FT_JOB_FULL the most that is preallocated from a declared length. */
 void ft_job_init(ft_job *j, ft_transport *t, ft_rt *rt, ft_cq *q, int mode, size_t limit);
-/* Hand the exchange to an engine (the caller's thread resolves the host
- * first when no idle connection can serve it, so that an engine never
- * waits for DNS). Reported at least once: finished with rt->err_code set
- * if it cannot start. */
+/* Hand the exchange to an engine (a host name is looked up on a resolver
+ * thread, resolve.c, so that the engine never waits for DNS). Reported at
+ * least once: finished with rt->err_code set if it cannot start. */
 void ft_job_submit(ft_transport *t, ft_job *j);
 /* FT_JOB_AHEAD: copy up to n buffered bytes into dst. Returns the count;
  * *finished = the engine is done (no more bytes will come once the buffer
@@ -436,6 +447,26 @@ void ft_job_close_all(ft_transport *t, ft_io *io);
 /* conn.c: what a job waits for: 1 = readable, 2 = writable (or'ed), and
  * its next deadline in *wake (0 = none) */
 int ft_rt_wait_events(const ft_rt *rt, int64_t *wake);
+
+/* ---- lookups (resolve.c) ----
+ * A name is resolved on a resolver thread (a small process-wide pool) so
+ * that no caller is stuck in getaddrinfo past its deadline or a cancel, and
+ * no engine ever waits for DNS. ft_dns_start returns NULL when no thread
+ * could start (then resolve in place); notify(arg), if given, runs on the
+ * resolver thread when the lookup is done, unless it was released first;
+ * ft_dns_wait waits until `until` (1 = done); ft_dns_take hands over the
+ * addresses (0) or the error text (-1); ft_dns_release: the caller is done
+ * with it (the lookup may still finish; it is freed then). */
+typedef struct ft_dns ft_dns;
+ft_dns *ft_dns_start(const char *host, int port, void (*notify)(void *), void *arg);
+int ft_dns_wait(ft_dns *d, int64_t until);
+int ft_dns_done(ft_dns *d);
+int ft_dns_take(ft_dns *d, struct addrinfo **out, char *err, size_t errcap);
+void ft_dns_release(ft_dns *d);
+void ft_dns_after_fork_child(void);
+int ft_host_is_numeric(const char *host);
+/* job.c: a lookup's notify for a job */
+void ft_job_wake(void *job);
 
 /* ---- internals shared by conn.c, pool.c, dial.c, drain.c and watch.c ---- */
 struct ft_hostpool {
@@ -473,6 +504,9 @@ struct ft_transport {
     uint32_t nfree_slots;
     char **free_bufs;
     int nfree_bufs;
+    char *spare_bodies[32];    /* jobs' body buffers kept for the next (job.c), */
+    size_t spare_caps[32];     /* under mu: a fresh buffer per response costs */
+    int nspare_bodies;         /* page faults and brk/madvise calls */
     ft_io *io;                 /* io_threads engines; io[0] also runs idle_conn_timeout */
     int nio;
     int closed;
@@ -495,7 +529,6 @@ struct ft_transport {
  * that engine takes it); NULL: it leaves the idle watch */
 ft_conn *ft_pool_take_idle(ft_transport *t, const char *key, ft_io *keep_io);
 int ft_pool_queue(ft_transport *t, const char *key, ft_want *w, ft_conn **out, ft_io *keep_io);
-int ft_pool_has_idle(ft_transport *t, const char *key);
 int ft_pool_wait(ft_transport *t, ft_want *w, int64_t until);
 void ft_pool_cancel_want(ft_transport *t, ft_want *w);
 void ft_want_free(ft_want *w);

@@ -240,6 +240,16 @@ void ft_engine_stop(ft_engine *e)
     }
 }
 
+void ft_engine_abandon(ft_engine *e)
+{
+    /* no thread runs it here (this is a forked child); its memory is left */
+    if (e->epfd >= 0)
+        close(e->epfd);
+    if (e->wakefd >= 0)
+        close(e->wakefd);
+    e->epfd = e->wakefd = -1;
+}
+
 void ft_engine_free(ft_engine *e)
 {
     if (!e)

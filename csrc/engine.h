@@ -70,6 +70,11 @@ void ft_engine_wake_at(ft_engine *e, int64_t when);
  * before it. */
 void ft_engine_post(ft_engine *e, ft_engine_task *task, void (*fn)(void *), void *arg);
 
+/* In a child after fork(): the engine's thread is not there. Close its
+ * descriptors without touching its lock (which that thread may have held)
+ * and leave its memory. Nothing else may be called on it afterwards. */
+void ft_engine_abandon(ft_engine *e);
+
 /* Take back a posted task that has not started: 1 if it was still queued
  * (it will not run), 0 if it is running or ran (or was never posted). */
 int ft_engine_cancel(ft_engine *e, ft_engine_task *task);

@@ -14,7 +14,6 @@
 #include "core.h"
 #include "sock.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,9 +129,45 @@ void ft_job_init(ft_job *j, ft_transport *t, ft_rt *rt, ft_cq *q, int mode, size
     rt->job = j;
 }
 
+#define SPARE_MAX_CAP (1u << 20)
+
+/* A body buffer of at least `want` bytes: a spare one if there is, else
+ * NULL (allocate). */
+static char *spare_take(ft_transport *t, size_t want, size_t *cap)
+{
+    char *buf = NULL;
+    pthread_mutex_lock(&t->mu);
+    for (int i = t->nspare_bodies - 1; i >= 0; i--) {
+        if (t->spare_caps[i] < want)
+            continue;
+        buf = t->spare_bodies[i];
+        *cap = t->spare_caps[i];
+        t->nspare_bodies--;
+        t->spare_bodies[i] = t->spare_bodies[t->nspare_bodies];
+        t->spare_caps[i] = t->spare_caps[t->nspare_bodies];
+        break;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return buf;
+}
+
 void ft_job_free(ft_job *j)
 {
-    free(j->buf);
+    ft_transport *t = j->t;
+    int kept = 0;
+    if (j->buf && j->bcap <= SPARE_MAX_CAP) {
+        pthread_mutex_lock(&t->mu);
+        int n = t->nspare_bodies;
+        if (n < (int)(sizeof t->spare_bodies / sizeof t->spare_bodies[0])) {
+            t->spare_bodies[n] = j->buf;
+            t->spare_caps[n] = j->bcap;
+            t->nspare_bodies = n + 1;
+            kept = 1;
+        }
+        pthread_mutex_unlock(&t->mu);
+    }
+    if (!kept)
+        free(j->buf);
     j->buf = NULL;
     j->bpos = j->blen = j->bcap = 0;
     pthread_mutex_destroy(&j->bmu);
@@ -207,23 +242,17 @@ static void finish(ft_transport *t, ft_job *j)
         cq_push(j->cq, j, 1);
 }
 
-static int is_numeric_host(const char *host)
+void ft_job_wake(void *job)
 {
-    unsigned char a[16];
-    return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+    ft_job *j = job;
+    pthread_mutex_lock(&j->t->mu);
+    ft_job_schedule_locked(j);
+    pthread_mutex_unlock(&j->t->mu);
 }
 
 void ft_job_submit(ft_transport *t, ft_job *j)
 {
     ft_rt *rt = j->rt;
-    if (!rt->want.addrs && !is_numeric_host(rt->host) && !ft_pool_has_idle(t, rt->key)) {
-        char rerr[sizeof rt->err];
-        if (ft_resolve(rt->host, rt->port, &rt->want.addrs, rerr, sizeof rerr) != 0) {
-            ft_rt_abort(t, rt, FT_E_CONNECT, rerr);
-            finish(t, j);
-            return;
-        }
-    }
     pthread_mutex_lock(&t->mu);
     if (t->closed) {
         pthread_mutex_unlock(&t->mu);
@@ -314,7 +343,11 @@ static size_t body_room(ft_job *j, char **dst, int *nomem)
             /* sized from the declared length, up to a bound: a server may
              * declare a petabyte and send three bytes */
             uint64_t want = (uint64_t)rt->framing.body_length;
+            if (rt->max_body && want > rt->max_body)
+                want = rt->max_body;     /* it fails at the first read */
             ncap = want < j->limit ? (size_t)want : j->limit;
+            if (ncap == 0)
+                ncap = 1;
         } else {
             ncap = j->bcap ? j->bcap * 2 : FULL_PREALLOC_MIN;
         }
@@ -322,6 +355,15 @@ static size_t body_room(ft_job *j, char **dst, int *nomem)
             ncap = j->limit + READ_PIECE;
         if (ncap <= j->bcap)
             ncap = j->bcap + READ_PIECE;
+        if (!j->buf) {
+            size_t cap = 0;
+            char *spare = ncap <= SPARE_MAX_CAP ? spare_take(j->t, ncap, &cap) : NULL;
+            if (spare) {
+                j->buf = spare;
+                j->bcap = cap;
+                goto have_room;
+            }
+        }
         char *nb = realloc(j->buf, ncap);
         if (!nb) {
             pthread_mutex_unlock(&j->bmu);
@@ -331,6 +373,7 @@ static size_t body_room(ft_job *j, char **dst, int *nomem)
         j->buf = nb;
         j->bcap = ncap;
     }
+have_room:
     room = j->bcap - j->blen;
     if (j->mode == FT_JOB_AHEAD && room > j->limit - held)
         room = j->limit - held;

@@ -320,15 +320,6 @@ static int idle_conn_usable(ft_conn *c)
     return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-int ft_pool_has_idle(ft_transport *t, const char *key)
-{
-    pthread_mutex_lock(&t->mu);
-    ft_hostpool *hp = t->closed ? NULL : host_get_locked(t, key, 0);
-    int has = hp && hp->nidle > 0;
-    pthread_mutex_unlock(&t->mu);
-    return has;
-}
-
 ft_conn *ft_pool_take_idle(ft_transport *t, const char *key, ft_io *keep_io)
 {
     ft_conn *expired = NULL, *c = NULL;
@@ -848,6 +839,24 @@ void ft_transport_close(ft_transport *t)
     ft_io_stop(t);
 }
 
+void ft_transport_abandon(ft_transport *t)
+{
+    /* A forked child: no engine thread is there and any lock may be held
+     * by a thread that is not. Close every descriptor, sending nothing (the
+     * sockets stay open in the parent, which goes on using them: no TLS
+     * close_notify, no shutdown), and leave all memory as it is. */
+    for (uint32_t i = 0; i < t->nslots; i++) {
+        ft_conn *c = t->slots[i];
+        if (c && c->fd >= 0) {
+            close(c->fd);
+            c->fd = -1;
+        }
+    }
+    for (int i = 0; i < t->nio; i++)
+        if (t->io[i].e)
+            ft_engine_abandon(t->io[i].e);
+}
+
 void ft_transport_free(ft_transport *t)
 {
     if (!t)
@@ -863,6 +872,8 @@ void ft_transport_free(ft_transport *t)
     }
     for (int i = 0; i < t->nfree_bufs; i++)
         free(t->free_bufs[i]);
+    for (int i = 0; i < t->nspare_bodies; i++)
+        free(t->spare_bodies[i]);
     free(t->free_bufs);
     free(t->hosts);
     free(t->slots);

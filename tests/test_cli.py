@@ -361,3 +361,11 @@ def test_bench_unknown_scenario_is_a_usage_error(tmp_path: Path):
     assert r.returncode == 2
     assert b"unknown scenarios: nope" in r.stderr
     assert not os.listdir(tmp_path)
+
+
+def test_max_filesize_is_63(http_server):
+    r = run("get", "--max-filesize", "1000", http_server.url("/bytes/5000"))
+    assert r.returncode == 63
+    assert "response body too large (max_body_size=1000)" in r.stderr.decode()
+    ok = run("get", "--max-filesize", "5000", http_server.url("/bytes/5000"))
+    assert ok.returncode == 0 and len(ok.stdout) == 5000

@@ -526,6 +526,48 @@ def test_https_to_http_downgrade_drops_referer(scripted_server, ca, tmp_path):
         assert plain.requests[1][1].header("Referer") is None
 
 
+@pytest.mark.parametrize("start,to,kept", [
+    ("foo.com", "foo.com:4321", False),           # another port: another service
+    ("foo.com", "sub.foo.com", False),            # a subdomain is another origin
+    ("foo.com", "foo.com", True),
+    ("Foo.COM", "foo.com:80", True),              # the same origin, written otherwise
+])
+def test_strict_redirects_drop_credentials_on_another_origin(proxy_client, start, to, kept):
+    c, srv = proxy_client(hop_routes({f"{start}/": f"http://{to}/next"}))
+    c.cookies = None
+    c.strict_redirects = True
+    c.get(f"http://{start}/", headers=SENSITIVE)
+    (_, first), (_, second) = sent_headers(srv)
+    assert first["Authorization"] == "Bearer t"
+    for name in ("Authorization", "Cookie", "Proxy-Authorization"):
+        assert (second.get(name) == SENSITIVE[name]) is kept, name
+    assert second["X-Other"] == "kept"
+
+
+def test_strict_redirects_referer_is_the_origin_across_origins(proxy_client):
+    c, srv = proxy_client(hop_routes({"a.com/x?api_key=s3cret": "http://b.com/y",
+                                      "b.com/y": "/z"}))
+    c.strict_redirects = True
+    c.get("http://a.com/x?api_key=s3cret")
+    refs = [r.header("Referer") for _, r in srv.requests]
+    assert refs == [None, "http://a.com/", "http://b.com/y"]
+
+
+def test_strict_redirects_https_to_http(scripted_server, ca, tmp_path):
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    plain = scripted_server([response(200, b"plain")])
+    secure = scripted_server([redirect(302, plain.url("/down"))], ssl_context=ctx)
+    with ft.Client(transport=ft.Transport(verify=str(ca_file)), strict_redirects=True) as c:
+        r = c.get(secure.url("/top"), headers={"Authorization": "tok", "Cookie": "k=v"})
+        assert r.text == "plain"
+        sent = plain.requests[0][1]
+        assert sent.header("Authorization") is None and sent.header("Cookie") is None
+        assert sent.header("Referer") is None
+
+
 # --------------------------------------------------------------------------
 # cookies
 

@@ -13,6 +13,7 @@ from .aio import AsyncClient
 from .batch import Future, as_completed
 from .client import Client, delete, get, head, options, patch, post, put, request
 from .errors import (
+    BodyTooLarge,
     Cancelled,
     ConnectError,
     ConnectTimeout,
@@ -37,6 +38,7 @@ __all__ = [
     "Response", "ResponseBody", "Transport",
     "TransportStats", "request", "get", "head", "post", "put", "patch", "delete", "options",
     "HTTPError", "TransportError", "ConnectError", "TLSError", "RemoteProtocolError",
+    "BodyTooLarge",
     "TimeoutError", "ConnectTimeout", "ResponseHeaderTimeout", "ReadTimeout", "PoolTimeout",
     "Cancelled", "TooManyRedirects", "UnrewindableBodyError", "HTTPStatusError",
     "InvalidRequest", "__version__",

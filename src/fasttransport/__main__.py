@@ -159,6 +159,8 @@ def exit_code(exc: BaseException) -> int:
         return 35
     if isinstance(exc, ft.TooManyRedirects):
         return 47
+    if isinstance(exc, ft.BodyTooLarge):
+        return 63
     if isinstance(exc, ft.TransportError) and "not supported" in text:
         return 1
     return 56
@@ -333,6 +335,7 @@ def _get(args: argparse.Namespace) -> int:
         transport = ft.Transport(
             verify=not args.insecure,
             dial_timeout=args.connect_timeout if args.connect_timeout is not None else 30.0,
+            max_body_size=args.max_filesize,
         )
     except ValueError as e:
         raise CliError(2, str(e)) from None
@@ -422,6 +425,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="redirect limit with -L (default 10)")
     g.add_argument("-m", "--timeout", "--max-time", dest="timeout", type=float,
                    metavar="SECONDS", help="limit for the whole exchange, body included")
+    g.add_argument("--max-filesize", type=int, metavar="BYTES",
+                   help="fail (exit 63) when the body, decoded, is longer than BYTES")
     g.add_argument("--connect-timeout", type=float, metavar="SECONDS",
                    help="limit for connecting (default 30)")
     g.add_argument("-k", "--insecure", action="store_true",

@@ -55,6 +55,7 @@ cdef extern from "core.h" nogil:
         FT_E_POOL_TIMEOUT
         FT_E_TLS
         FT_E_BODY
+        FT_E_TOO_LARGE
 
     ctypedef struct ft_transport:
         pass
@@ -76,6 +77,7 @@ cdef extern from "core.h" nogil:
         const char *tunnel_auth
         int req_close
         int64_t deadline
+        uint64_t max_body
         int body_fd
         int body_file
         uint64_t file_off, file_left, file_len
@@ -100,6 +102,8 @@ cdef extern from "core.h" nogil:
     ft_transport *ft_transport_new(const ft_config *cfg, char *err, size_t errcap)
     void ft_transport_close(ft_transport *t)
     void ft_transport_free(ft_transport *t)
+    void ft_transport_abandon(ft_transport *t)
+    void ft_dns_after_fork_child()
     void ft_transport_close_idle(ft_transport *t)
     void ft_transport_stats(ft_transport *t, ft_stats *out)
     ctypedef struct ft_host_stat:

@@ -31,6 +31,7 @@ from fasttransport import errors as _errors
 import os as _os
 import struct as _struct
 import threading as _threading
+import weakref as _weakref
 from collections import deque as _deque
 
 cdef extern from "<poll.h>" nogil:
@@ -80,6 +81,7 @@ cdef dict _EXC = {
     FT_E_POOL_TIMEOUT: _errors.PoolTimeout,
     FT_E_TLS: _errors.TLSError,
     FT_E_BODY: _errors.TransportError,
+    FT_E_TOO_LARGE: _errors.BodyTooLarge,
 }
 
 
@@ -101,6 +103,7 @@ def monotonic_ns():
 cdef class CoreTransport:
     """The native transport: idle pool, engines, counters. One per Transport."""
     cdef ft_transport *t
+    cdef readonly bint forked
 
     def __cinit__(self, *, int max_idle_conns, int max_idle_conns_per_host,
                   int max_conns_per_host, idle_conn_timeout, bint disable_keep_alives,
@@ -142,6 +145,15 @@ cdef class CoreTransport:
             with nogil:
                 ft_transport_close(self.t)
 
+    def abandon(self):
+        """In a forked child: the descriptors are closed, nothing is sent, the
+        memory is left (ft_transport_abandon); exchanges that still refer
+        to it fail with TransportError."""
+        if self.t != NULL:
+            ft_transport_abandon(self.t)
+            self.t = NULL
+            self.forked = True
+
     def close_idle(self):
         if self.t != NULL:
             with nogil:
@@ -149,6 +161,13 @@ cdef class CoreTransport:
 
     def stats(self):
         cdef ft_stats s
+        if self.t == NULL:
+            return {k: 0 for k in ("open_conns", "idle_conns", "active_conns", "draining_conns",
+                                   "dialing_conns", "read_loops", "write_loops", "dials",
+                                   "dial_errors", "reused_conns", "requests", "closed_conns",
+                                   "idle_closed_by_peer", "idle_timeouts", "drained_conns",
+                                   "io_threads", "waiting_requests", "tls_handshakes",
+                                   "tls_resumed")}
         ft_transport_stats(self.t, &s)
         return s
 
@@ -156,6 +175,8 @@ cdef class CoreTransport:
         """{key: (conns, idle, waiting)} for every connection key."""
         cdef size_t cap = 64, n, i
         cdef ft_host_stat *buf
+        if self.t == NULL:
+            return {}
         while True:
             buf = <ft_host_stat *>PyMem_Malloc(cap * sizeof(ft_host_stat))
             if buf == NULL:
@@ -279,6 +300,30 @@ JOB_AHEAD = FT_JOB_AHEAD
 # Every exchange an engine runs, until its last report is taken: the engine
 # holds a pointer into it, so it must not be collected meanwhile.
 cdef dict _INFLIGHT = {}
+# Every completion queue, for forget_after_fork.
+_QUEUES = _weakref.WeakSet()
+# Incremented in a forked child: queues made before belong to the parent.
+_fork_gen = 0
+
+
+def fork_generation():
+    """How many times this process is a fork child of one using fasttransport."""
+    return _fork_gen
+
+
+def forget_after_fork():
+    """In a forked child (before its transports are abandoned): completion
+    queues are abandoned, and what engines of the parent were running fails
+    here with TransportError (their owners hear of it at once)."""
+    global _fork_gen
+    _fork_gen += 1
+    ft_dns_after_fork_child()
+    for q in list(_QUEUES):
+        (<CompletionQueue>q)._abandon()
+    xs = list(_INFLIGHT.values())
+    _INFLIGHT.clear()
+    for x in xs:
+        (<Exchange>x)._forked()
 
 
 def inflight_count():
@@ -293,6 +338,8 @@ cdef class CompletionQueue:
     serves every exchange reported since its last take()."""
     cdef ft_cq *q
     cdef readonly Py_ssize_t live    # exchanges in flight that report here
+    cdef readonly int generation     # fork_generation() when it was made
+    cdef object __weakref__
 
     def __cinit__(self):
         cdef char err[256]
@@ -300,6 +347,15 @@ cdef class CompletionQueue:
         self.q = ft_cq_new(err, sizeof(err))
         if self.q == NULL:
             raise OSError(err.decode("utf-8", "replace"))
+        self.generation = _fork_gen
+        _QUEUES.add(self)
+
+    cdef void _abandon(self):
+        # a forked child: an engine thread of the parent may have held its
+        # lock; the fd is closed, the memory left
+        if self.q != NULL:
+            _os.close(ft_cq_fd(self.q))
+            self.q = NULL
 
     def __dealloc__(self):
         # exchanges in flight keep their queue alive (they hold it)
@@ -393,6 +449,10 @@ cdef class Exchange:
 
     cdef int _enter(self, str what="read") except -1:
         """This thread becomes the exchange's owner for one native call."""
+        if self.tr is not None and self.tr.t == NULL and self.tr.forked:
+            raise _errors.TransportError(
+                f'{self.op} "{self.url}": transport is closed (the process forked)',
+                method=self.op.upper(), url=self.url)
         if self._busy:
             raise RuntimeError(f"response body {what} from two threads at once")
         self._busy = True
@@ -454,7 +514,7 @@ cdef class Exchange:
               bytes head, body, bint is_head, bint req_close, deadline_ns, cancel=None,
               bint tls=False, bint expect_continue=False, bint chunked=False,
               Py_ssize_t length=-1, bytes tls_host=None, bytes tunnel=None,
-              bytes tunnel_auth=None, bint pump=False):
+              bytes tunnel_auth=None, bint pump=False, unsigned long long max_body=0):
         """Send the request and read the response head (blocking, GIL
         released). Raises the documented exception on failure.
 
@@ -471,6 +531,7 @@ cdef class Exchange:
         self._setup(tr, op, url, key, host, port, head, body, is_head, req_close, deadline_ns,
                     cancel, tls, expect_continue, chunked, length, tls_host, tunnel, tunnel_auth,
                     pump)
+        self.rt.max_body = max_body
         self._enter()
         try:
             while True:
@@ -549,7 +610,7 @@ cdef class Exchange:
                str op, str url, bytes key, bytes host, int port, bytes head, body,
                bint is_head, bint req_close, deadline_ns, cancel=None, bint tls=False,
                bint expect_continue=False, Py_ssize_t length=-1, bytes tls_host=None,
-               bytes tunnel=None, bytes tunnel_auth=None):
+               bytes tunnel=None, bytes tunnel_auth=None, unsigned long long max_body=0):
         """Hand the exchange to an engine and return at once (core.h, engine-
         run exchanges). ``mode``: FT_JOB_FULL (the body is read into memory),
         FT_JOB_HEAD (the caller reads the body, as after start()) or
@@ -563,6 +624,7 @@ cdef class Exchange:
         self._setup(tr, op, url, key, host, port, head, body, is_head, req_close, deadline_ns,
                     cancel, tls, expect_continue, False, length, tls_host, tunnel, tunnel_auth,
                     False)
+        self.rt.max_body = max_body
         if cq.q == NULL:
             raise _errors.TransportError(f'{op} "{url}": client is closed',
                                          method=op.upper(), url=url)
@@ -580,6 +642,21 @@ cdef class Exchange:
             (<CancelToken>cancel)._live.add(self)
         with nogil:
             ft_job_submit(tr.t, self.job)
+
+    cdef void _forked(self):
+        """Run by an engine of the parent process: it never finishes here."""
+        cdef bytes msg = b"transport is closed (the process forked)"
+        self.in_flight = False
+        self.job = NULL                # the parent's memory: left alone
+        self.rt.err_code = FT_E_CLOSED
+        memcpy(self.rt.err, <const char *>msg, len(msg) + 1)
+        owner = self.owner
+        if owner is not None:
+            try:
+                owner._report(self)
+            except Exception:   # noqa: BLE001 - nothing may stop the fork handler
+                pass
+        self.owner = None
 
     cdef void _free_job(self):
         if self.job != NULL:
@@ -914,7 +991,7 @@ cdef class Exchange:
         any thread: while another thread is reading, it is asked to stop (its
         read raises "read on closed response body") and releases the
         connection itself."""
-        if self.tr is None:
+        if self.tr is None or self.tr.t == NULL:
             return
         if self.in_flight:
             if self.mode == FT_JOB_AHEAD and self.head_ready:
@@ -931,7 +1008,7 @@ cdef class Exchange:
         self._close_now()
 
     def abort(self, str why="aborted"):
-        if self.tr is None:
+        if self.tr is None or self.tr.t == NULL:
             return
         if self._busy or self.in_flight:
             ft_rt_interrupt(self.tr.t, &self.rt, FT_INTR_CANCEL)

@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator, Optional
 from . import _core
 from .batch import _Orphan, dispatch
 from .client import _REDIRECTS, _UNSET, Client
-from .errors import HTTPError
+from .errors import BodyTooLarge, HTTPError
 from .models import HeaderTypes, Request, Response
 from .transport import _should_retry
 
@@ -88,6 +88,10 @@ class AsyncClient:
 
     def _attach(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
+        if self._cq.generation != _core.fork_generation():
+            # a forked child: the parent's queue and loop are not ours
+            self._cq = _core.CompletionQueue()
+            self._loop = None
         if self._loop is not loop:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(self._cq.fileno())
@@ -124,8 +128,8 @@ class AsyncClient:
                       headers: HeaderTypes = None, content: Any = None, data: Any = None,
                       files: Any = None, json: Any = None, auth: Any = _UNSET,
                       timeout: Any = _UNSET, follow_redirects: Optional[bool] = None,
-                      stream: bool = False,
-                      cancel: Optional[_core.CancelToken] = None) -> Response:
+                      stream: bool = False, cancel: Optional[_core.CancelToken] = None,
+                      max_body_size: Optional[int] = None) -> Response:
         """As Client.request; the body is read before it returns unless
         ``stream=True`` (prefer ``stream()``, which closes it). A request
         body must be bytes, str, form data, JSON or a plain binary file."""
@@ -133,7 +137,7 @@ class AsyncClient:
             raise RuntimeError("the AsyncClient is closed")
         c = self._c
         req, deadline = c._new_request(method, url, params, headers, content, data, files,
-                                       json, auth, timeout)
+                                       json, auth, timeout, max_body_size)
         follow = c.follow_redirects if follow_redirects is None else follow_redirects
         orig_headers = req.headers
         resp = await self._hop(req, deadline, cancel, stream)
@@ -161,6 +165,7 @@ class AsyncClient:
         ``decode=False``: the body as it came on the wire."""
         c = self._c
         tr = c.transport
+        self._attach()
         c._before_hop(req)
         plan = tr._plan(req)
         mode, limit = ((_core.JOB_AHEAD, self._read_ahead) if stream
@@ -254,10 +259,25 @@ async def aiter_body(resp: Response, chunk_size: Optional[int], *,
     dec = resp._decoder if decode else None
     pending = b""
     while True:
-        raw = await aio._read_chunk(resp._x, chunk_size or _CHUNK)
-        if not raw:
-            break
-        data = dec.feed(raw) if dec is not None else raw
+        if dec is None:
+            data = await aio._read_chunk(resp._x, chunk_size or _CHUNK)
+            if not data:
+                break
+        else:
+            # bounded by what is asked, whatever the compression ratio
+            try:
+                data = dec._counted(dec.pull(chunk_size or _CHUNK))
+            except BodyTooLarge:
+                resp._closed = True
+                resp._x.close()      # the engine closes it: the rest is never read
+                raise
+            if not data:
+                raw = await aio._read_chunk(resp._x, _CHUNK)
+                if not raw:
+                    dec.finish()
+                    break
+                dec.push(raw)
+                continue
         if chunk_size is None:
             if data:
                 yield data
@@ -266,8 +286,6 @@ async def aiter_body(resp: Response, chunk_size: Optional[int], *,
         while len(pending) >= chunk_size:
             yield pending[:chunk_size]
             pending = pending[chunk_size:]
-    if dec is not None:
-        dec.finish()
     if pending:
         yield pending
     resp._closed = True

@@ -45,9 +45,10 @@ class _Collector:
     """A client's completion queue and the lock that makes one thread at a
     time the collector; the others wait for it (Condition)."""
 
-    __slots__ = ("cq", "lock", "cond", "collecting")
+    __slots__ = ("cq", "lock", "cond", "collecting", "generation")
 
     def __init__(self) -> None:
+        self.generation = _core.fork_generation()   # a forked child makes its own
         self.cq = _core.CompletionQueue()
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)

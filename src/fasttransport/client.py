@@ -99,6 +99,15 @@ def _keeps_sensitive(orig_host: str, new_host: str) -> bool:
     return new_host.endswith("." + orig_host)
 
 
+def _origin(u: Any) -> str:
+    """scheme://host[:port] (the port only when it is not the scheme's)."""
+    return f"{u.scheme}://{u.host_header}"
+
+
+def _same_origin(a: Any, b: Any) -> bool:
+    return (a.scheme, a.host.lower(), a.port) == (b.scheme, b.host.lower(), b.port)
+
+
 def _referer_of(u: Any) -> str:
     """Go's refererForURL body: the URL without its userinfo (nor fragment)."""
     return f"{u.scheme}://{u.host_header}{u.target}"
@@ -193,13 +202,23 @@ class Client:
     - auth: ``(user, password)`` sent as ``Authorization: Basic`` with every
       request (a request's ``auth=`` replaces it).
 
-    Redirects, cookies and the Referer follow Go's Client: see ``_follow``.
+    - strict_redirects: stricter than Go (and as curl and browsers are):
+      ``Authorization``, ``Proxy-Authorization`` and a caller-set ``Cookie``
+      (Go's sensitive headers) are dropped once a redirect goes to another
+      scheme, host or port than the original request's, or from https to
+      http; a cross-origin Referer carries the origin only
+      (strict-origin-when-cross-origin). Default False: Go's rules (ports
+      ignored, subdomains keep the headers, the full previous URL as
+      Referer).
+
+    Redirects, cookies and the Referer follow Go's Client: see ``_redirects``.
     """
 
     def __init__(self, *, transport: Optional[Transport] = None,
                  timeout: Optional[float] = None, follow_redirects: bool = True,
                  max_redirects: int = 10, cookies: Any = None,
-                 headers: HeaderTypes = None, auth: Optional[Tuple[Any, Any]] = None) -> None:
+                 headers: HeaderTypes = None, auth: Optional[Tuple[Any, Any]] = None,
+                 strict_redirects: bool = False) -> None:
         self.headers = Headers(headers)
         _check_headers(self.headers._list)
         self._own_transport = transport is None
@@ -212,6 +231,7 @@ class Client:
         self.cookies = cookies if cookies is not False else None
         self._jar_check_empty = type(self.cookies) in _PLAIN_JARS
         self.auth = auth
+        self.strict_redirects = strict_redirects
         self._col: Optional[_Collector] = None
 
     # ---- the request path ---------------------------------------------------
@@ -220,8 +240,8 @@ class Client:
                 headers: HeaderTypes = None, content: Any = None, data: Any = None,
                 files: Any = None, json: Any = None, auth: Any = _UNSET,
                 timeout: Any = _UNSET, follow_redirects: Optional[bool] = None,
-                stream: bool = False,
-                cancel: Optional[_core.CancelToken] = None) -> Response:
+                stream: bool = False, cancel: Optional[_core.CancelToken] = None,
+                max_body_size: Optional[int] = None) -> Response:
         """Send a request and return its response. With stream=False (the
         default) the body is read before returning and the connection is
         recycled; with stream=True the caller reads and closes it.
@@ -236,7 +256,7 @@ class Client:
         max_redirects, UnrewindableBodyError when a 307/308 needs a one-shot
         body again, RemoteProtocolError for an unparsable Location."""
         req, deadline = self._new_request(method, url, params, headers, content, data, files,
-                                          json, auth, timeout)
+                                          json, auth, timeout, max_body_size)
         orig_headers = req.headers
         resp = self._send_one(req, deadline, cancel)
         if resp.status_code in _REDIRECTS and (
@@ -252,7 +272,8 @@ class Client:
 
     def _new_request(self, method: str, url: str, params: Any, headers: HeaderTypes,
                      content: Any, data: Any, files: Any, json: Any, auth: Any,
-                     timeout: Any) -> Tuple[Request, Optional[int]]:
+                     timeout: Any, max_body_size: Optional[int] = None,
+                     ) -> Tuple[Request, Optional[int]]:
         """The Request of a call and its deadline, the client's defaults
         applied."""
         if self.headers._list:
@@ -271,7 +292,7 @@ class Client:
             headers = Headers(headers)
             headers["Authorization"] = _basic(*auth)
         req = Request(method, url, headers=headers, content=content, data=data, json=json,
-                      files=files, params=params)
+                      files=files, params=params, max_body_size=max_body_size)
         if timeout is _UNSET:
             timeout = self.timeout
         deadline = None
@@ -406,6 +427,12 @@ class Client:
                     orig_headers.add("Cookie", "; ".join(sorted(c for _, c in icookies)))
             if next_u is not None and not strip and next_u.host_header != orig_u.host_header:
                 strip = not _keeps_sensitive(orig_host, _host_of(next_u))
+            cross = next_u is not None and not _same_origin(next_u, req._u)
+            downgrade = next_u is not None and req._u.scheme == "https" and next_u.scheme == "http"
+            if self.strict_redirects and not strip and next_u is not None:
+                # another scheme, host or port than the original: another
+                # service, or credentials in plaintext
+                strip = downgrade or not _same_origin(next_u, orig_u)
             headers = Headers(orig_headers)
             if strip:
                 for name in _SENSITIVE:
@@ -415,9 +442,11 @@ class Client:
                 del headers["host"]
             if "referer" in headers:
                 del headers["referer"]
-            if next_u is not None and not (req._u.scheme == "https"
-                                           and next_u.scheme == "http"):
-                headers.add("Referer", explicit_ref or _referer_of(req._u))
+            if next_u is not None and not downgrade:
+                ref = explicit_ref or _referer_of(req._u)
+                if self.strict_redirects and cross and not explicit_ref:
+                    ref = _origin(req._u) + "/"    # strict-origin-when-cross-origin
+                headers.add("Referer", ref)
             if len(history) + 1 >= self.max_redirects:
                 # Go's default CheckRedirect: refuse once max_redirects
                 # requests were made; the caller gets the last response too.
@@ -438,7 +467,7 @@ class Client:
                     history=history + [resp])
             _slurp_and_close(resp)
             history.append(resp)
-            req = Request(method, next_url, headers=headers)
+            req = Request(method, next_url, headers=headers, max_body_size=orig.max_body_size)
             if send_body:
                 req.body, req.chunked = orig.body, orig.chunked
             resp = yield req
@@ -476,7 +505,8 @@ class Client:
                content: Any = None, data: Any = None, files: Any = None, json: Any = None,
                auth: Any = _UNSET, timeout: Any = _UNSET,
                follow_redirects: Optional[bool] = None, stream: bool = False,
-               cancel: Optional[_core.CancelToken] = None) -> "Future":
+               cancel: Optional[_core.CancelToken] = None,
+               max_body_size: Optional[int] = None) -> "Future":
         """Start a request and return at once: an ft.Future of its Response.
         The engine runs the exchange (no thread is started); redirects,
         cookies and retries follow the same rules as request(). The body is
@@ -485,7 +515,7 @@ class Client:
         A request body must be bytes, str, form data, JSON or a plain binary
         file: a streamed (iterator) body needs request()."""
         req, deadline = self._new_request(method, url, params, headers, content, data, files,
-                                          json, auth, timeout)
+                                          json, auth, timeout, max_body_size)
         return self._start_future(req, deadline, cancel, stream, follow_redirects)
 
     def _start_future(self, req: Request, deadline: Optional[int], cancel: Any, stream: bool,
@@ -531,10 +561,10 @@ class Client:
 
     def _collector(self) -> _Collector:
         col = self._col
-        if col is None:
+        if col is None or col.generation != _core.fork_generation():
             with _COLLECTOR_LOCK:
                 col = self._col
-                if col is None:
+                if col is None or col.generation != _core.fork_generation():
                     col = self._col = _Collector()
         return col
 

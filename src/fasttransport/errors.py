@@ -15,6 +15,7 @@ __all__ = [
     "ConnectError",
     "TLSError",
     "RemoteProtocolError",
+    "BodyTooLarge",
     "TimeoutError",
     "ConnectTimeout",
     "ResponseHeaderTimeout",
@@ -55,6 +56,11 @@ class TLSError(TransportError):
 class RemoteProtocolError(TransportError):
     """Malformed or truncated response, bad chunking, header block too large,
     connection closed or reset by the server mid-exchange."""
+
+
+class BodyTooLarge(RemoteProtocolError):
+    """The response body (after decoding) is longer than ``max_body_size``;
+    the connection is closed."""
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - API name

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Union
 
@@ -78,6 +79,28 @@ class TransportStats:
 
 
 _REPLAYABLE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "QUERY"))
+
+
+# Every Transport, for the fork handler.
+_TRANSPORTS: "weakref.WeakSet[Transport]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """os.fork() in a process using fasttransport: the child has no engine
+    thread and shares the parent's sockets. Every native transport is
+    abandoned (its descriptors closed here, nothing sent on them: they stay
+    the parent's) and replaced on first use by a fresh one; exchanges in
+    flight fail with TransportError; responses read in the child fail the
+    same way. The parent is not affected."""
+    _core.forget_after_fork()
+    for t in list(_TRANSPORTS):
+        core, t._core_obj = t._core_obj, None
+        if core is not None:
+            core.abandon()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _rewindable(req: Request) -> bool:
@@ -242,7 +265,14 @@ class Transport:
     - drain_limit: on close() before EOF, a remaining body of known size up to
       this many bytes is drained (for at most 50 ms) so the connection can be
       pooled; 0 = always close (Go 1.26). Default 256 KiB (Go tip).
-    - io_threads: native I/O engine threads (idle watch, drains, timers).
+    - io_threads: native I/O engine threads (idle watch, drains, timers,
+      and every exchange of the batch and asyncio APIs).
+    - max_body_size: the most bytes a response body may have, after
+      decoding; a longer one (or a longer declared Content-Length) raises
+      BodyTooLarge (a RemoteProtocolError) and closes the connection; None =
+      no limit. Per request: ``max_body_size=``. Decoding is bounded by what
+      is read whatever the limit: a streaming read of n bytes never makes a
+      decoder hold much more than n (one zstd block, 128 KiB, at most).
     - verify, cert, proxy: TLS and proxy settings.
     - proxy [Proxy]: a proxy URL for every request (Go's ProxyURL; no
       NO_PROXY), None for none; default: from the environment, read once per
@@ -274,7 +304,8 @@ class Transport:
                  io_threads: int = 1,
                  verify: Union[bool, str] = True,
                  cert: Any = None,
-                 proxy: Any = _UNSET) -> None:
+                 proxy: Any = _UNSET,
+                 max_body_size: Optional[int] = None) -> None:
         if max_idle_conns_per_host is None:
             max_idle_conns_per_host = max_idle_conns if max_idle_conns > 0 else 100
         if io_threads < 1:
@@ -283,6 +314,9 @@ class Transport:
             raise ValueError("max_response_header_bytes must be > 0")
         if drain_limit < 0:
             raise ValueError("drain_limit must be >= 0")
+        if max_body_size is not None and max_body_size < 0:
+            raise ValueError("max_body_size must be >= 0 or None")
+        self.max_body_size = max_body_size
         self.max_idle_conns = max_idle_conns
         self.max_idle_conns_per_host = max_idle_conns_per_host
         self.max_conns_per_host = max_conns_per_host
@@ -309,7 +343,7 @@ class Transport:
             self._proxy = _proxy.FixedProxy(_proxy.parse_proxy_url(str(proxy)))
         self._routes: dict = {}          # URL key -> _ProxyRoute, or False for direct
         tls = _tls_files(verify, cert)
-        self._core = _core.CoreTransport(
+        self._core_kwargs = dict(
             max_idle_conns=max_idle_conns,
             max_idle_conns_per_host=max_idle_conns_per_host,
             max_conns_per_host=max_conns_per_host,
@@ -324,7 +358,20 @@ class Transport:
             expect_continue_timeout=self.expect_continue_timeout,
             **tls,
         )
+        self._core_obj: Any = _core.CoreTransport(**self._core_kwargs)
         self._closed = False
+        _TRANSPORTS.add(self)
+
+    @property
+    def _core(self) -> Any:
+        """The native transport; in a process forked since it was made, a
+        fresh one (empty pool, its own engine), made on first use."""
+        core = self._core_obj
+        if core is None:
+            core = self._core_obj = _core.CoreTransport(**self._core_kwargs)
+            if self._closed:
+                core.close()
+        return core
 
     # ---- exchanges ------------------------------------------------------
 
@@ -344,7 +391,7 @@ class Transport:
             try:
                 x.start(self._core, op, url, key, host, port, head, body, is_head, req_close,
                         deadline_ns, cancel, tls, expect, chunked, length, *tunnel,
-                        pump=request._one_shot)
+                        pump=request._one_shot, max_body=self._max_body(request))
             except HTTPError as err:
                 if _should_retry(x, request, err):
                     continue   # (a one-shot body is never retried: the error stands, as in Go)
@@ -364,8 +411,16 @@ class Transport:
                                  method=op.upper(), url=url)
         x = _core.Exchange()
         x.submit(self._core, cq, mode, limit, op, url, key, host, port, head, body, is_head,
-                 req_close, deadline_ns, cancel, tls, expect, length, *tunnel)
+                 req_close, deadline_ns, cancel, tls, expect, length, *tunnel,
+                 max_body=self._max_body(request))
         return x
+
+    def _max_body(self, request: Request) -> int:
+        """The body limit for request (0 = none)."""
+        limit = request.max_body_size
+        if limit is None:
+            limit = self.max_body_size
+        return limit or 0
 
     @staticmethod
     def _hop_error(err: HTTPError, plan: tuple) -> HTTPError:
