@@ -461,20 +461,25 @@ class Requests(Adapter):
         import requests
 
         session = requests.Session()
+        return self._fetch(session, target), session.close
+
+    @staticmethod
+    def _fetch(session: Any, target: Target) -> Fetch:
+        """``session.get(url).content``, verifying against the target's CA file."""
         get, url = session.get, target.url
         if target.cafile:
             # Per request: REQUESTS_CA_BUNDLE in the environment overrides Session.verify.
             cafile = target.cafile
 
-            def fetch() -> bytes:
+            def fetch_verified() -> bytes:
                 return get(url, verify=cafile).content
 
-            return fetch, session.close
+            return fetch_verified
 
         def fetch() -> bytes:
             return get(url).content
 
-        return fetch, session.close
+        return fetch
 
     def threaded(self, target: Target, threads: int) -> tuple[Callable[[], Fetch], Close]:
         return _one_per_thread(self, target)
@@ -549,6 +554,164 @@ class Httpx(Adapter):
             client.close()
 
 
+class HttpxThreads(Httpx):
+    """``httpx`` under the fan-out scenarios' name for its thread rows."""
+
+    name = "httpx-threads"
+    sharing = "one Client (max_connections=threads) shared by all threads"
+
+
+class HttpxAsync(Httpx):
+    """``(await httpx.AsyncClient().get(url)).content``; tasks share one AsyncClient."""
+
+    name = "httpx-async"
+    sharing = "one AsyncClient (max_connections=N), N tasks on one event loop"
+    style = "async"
+
+    @staticmethod
+    def _async_client(target: Target, conns: int) -> Any:
+        import httpx
+
+        kw: dict[str, Any] = {}
+        if target.cafile:
+            kw["verify"] = target.ssl_context()
+        limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+        return httpx.AsyncClient(limits=limits, **kw)
+
+    @contextlib.asynccontextmanager
+    async def async_session(self, target: Target, concurrency: int) -> AsyncIterator[AsyncFetch]:
+        """An async fetch for ``concurrency`` tasks sharing one AsyncClient."""
+        async with self._async_client(target, concurrency) as client:
+            get, url = client.get, target.url
+
+            async def fetch() -> bytes:
+                return (await get(url)).content
+
+            yield fetch
+
+
+def _ft_adapter(module: str, attr: str) -> Any:
+    """``fasttransport.<module>.<attr>`` (an adapter class), or NotAvailable
+    saying why not: the module may still be being written."""
+    import importlib
+
+    try:
+        found = importlib.import_module(f"fasttransport.{module}")
+    except Exception as exc:  # noqa: BLE001 - a module being written may fail in any way
+        raise NotAvailable(f"import fasttransport.{module} failed: {_error_text(exc)}") from None
+    cls = getattr(found, attr, None)
+    if cls is None:
+        raise NotAvailable(f"fasttransport.{module} has no {attr}")
+    return cls
+
+
+class HttpxFt(Httpx):
+    """``httpx.Client(transport=fasttransport.httpx.HTTPTransport()).get(url).content``."""
+
+    name = "httpx-ft"
+    sharing = "one Client over HTTPTransport(max_idle_conns_per_host=threads), all threads"
+
+    def version(self) -> str:
+        version = super().version()  # ImportError when httpx itself is missing
+        _ft_adapter("httpx", "HTTPTransport")
+        return version
+
+    @staticmethod
+    def _client(target: Target, **kw: Any) -> Any:
+        """httpx.Client over fasttransport; a ``limits`` argument sizes its pool."""
+        import httpx
+
+        transport_cls = _ft_adapter("httpx", "HTTPTransport")
+        limits = kw.pop("limits", None)
+        transport_kw = _ft_pool(limits.max_connections) if limits is not None else {}
+        if target.cafile:
+            transport_kw["verify"] = target.cafile
+        return httpx.Client(transport=transport_cls(**transport_kw), **kw)
+
+
+class HttpxFtThreads(HttpxFt):
+    """``httpx-ft`` under the fan-out scenarios' name for its thread rows."""
+
+    name = "httpx-ft-threads"
+
+
+class HttpxAsyncFt(HttpxAsync):
+    """``httpx.AsyncClient(transport=fasttransport.httpx.AsyncHTTPTransport())``."""
+
+    name = "httpx-async-ft"
+    sharing = "one AsyncClient over AsyncHTTPTransport(max_idle_conns_per_host=N), N tasks"
+
+    def version(self) -> str:
+        version = super().version()
+        _ft_adapter("httpx", "AsyncHTTPTransport")
+        return version
+
+    @staticmethod
+    def _async_client(target: Target, conns: int) -> Any:
+        import httpx
+
+        transport_cls = _ft_adapter("httpx", "AsyncHTTPTransport")
+        transport_kw = _ft_pool(conns)
+        if target.cafile:
+            transport_kw["verify"] = target.cafile
+        return httpx.AsyncClient(transport=transport_cls(**transport_kw))
+
+
+class RequestsThreads(Requests):
+    """``requests`` under the fan-out scenarios' name for its thread rows."""
+
+    name = "requests-threads"
+
+
+class RequestsFt(Requests):
+    """``Session().get(url).content`` with ``fasttransport.requests.HTTPAdapter``
+    mounted for ``http://`` and ``https://``. Threads each have a Session; one
+    adapter (one ft.Transport, one pool) is mounted on all of them."""
+
+    name = "requests-ft"
+    sharing = "one Session per thread, one fasttransport HTTPAdapter mounted on all"
+
+    def version(self) -> str:
+        version = super().version()
+        _ft_adapter("requests", "HTTPAdapter")
+        return version
+
+    @staticmethod
+    def _session(adapter: Any) -> Any:
+        import requests
+
+        session = requests.Session()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def sync(self, target: Target) -> tuple[Fetch, Close]:
+        session = self._session(_ft_adapter("requests", "HTTPAdapter")())
+        return self._fetch(session, target), session.close
+
+    def threaded(self, target: Target, threads: int) -> tuple[Callable[[], Fetch], Close]:
+        adapter = _ft_adapter("requests", "HTTPAdapter")(**_ft_pool(threads))
+        sessions: list[Any] = []
+
+        def per_thread() -> Fetch:
+            session = self._session(adapter)
+            sessions.append(session)  # list.append is atomic
+            return self._fetch(session, target)
+
+        def close_all() -> None:
+            for session in sessions:
+                session.close()
+            adapter.close()
+
+        return per_thread, close_all
+
+
+class RequestsFtThreads(RequestsFt):
+    """``requests-ft`` under the fan-out scenarios' name for its thread rows."""
+
+    name = "requests-ft-threads"
+
+
 # ---------------------------------------------------------------------------
 # aiohttp
 
@@ -557,7 +720,8 @@ class Aiohttp(Adapter):
     """``async with session.get(url) as r: await r.read()``; tasks share one ClientSession."""
 
     name = "aiohttp"
-    sharing = "one ClientSession, 32 tasks on one event loop"
+    sharing = "one ClientSession (TCPConnector(limit=N)), N tasks on one event loop"
+    style = "async"
 
     def version(self) -> str:
         import aiohttp
@@ -625,7 +789,8 @@ class Pycurl(Adapter):
     """One ``Curl`` handle, ``perform()`` into a ``BytesIO``; CurlMulti with 32 handles."""
 
     name = "pycurl"
-    sharing = "one CurlMulti with 32 easy handles"
+    sharing = "one CurlMulti with N easy handles"
+    style = "multi"
 
     def version(self) -> str:
         import pycurl
@@ -658,8 +823,8 @@ class Pycurl(Adapter):
 
         return fetch, curl.close
 
-    def multi(self, target: Target, handles: int) -> CurlMultiRunner:
-        return CurlMultiRunner(target, handles)
+    def multi(self, target: Target, concurrency: int) -> CurlMultiRunner:
+        return CurlMultiRunner(target, concurrency)
 
 
 class CurlMultiRunner:
@@ -669,6 +834,8 @@ class CurlMultiRunner:
     until fewer than ``handles`` remain (a handle that finishes starts the next
     request); it stops starting new ones once ``time.perf_counter()`` passes
     ``deadline``. Returns ``(done, errors, bad_bodies, last_error)``.
+    The multi handle may keep ``handles`` connections to the host, open and
+    cached (``M_MAX_HOST_CONNECTIONS``, ``M_MAXCONNECTS``).
     """
 
     def __init__(self, target: Target, handles: int) -> None:
@@ -676,6 +843,8 @@ class CurlMultiRunner:
 
         self._pycurl = pycurl
         self.multi = pycurl.CurlMulti()
+        self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, handles)
+        self.multi.setopt(pycurl.M_MAXCONNECTS, handles)
         self.handles = []
         for _ in range(handles):
             curl = Pycurl._handle(target)
@@ -745,5 +914,16 @@ ADAPTERS: dict[str, Adapter] = {
         Httpx(),
         Aiohttp(),
         Pycurl(),
+        FastTransportMap(),
+        FastTransportAsync(),
+        FastTransportThreads(),
+        HttpxAsync(),
+        HttpxAsyncFt(),
+        HttpxThreads(),
+        HttpxFt(),
+        HttpxFtThreads(),
+        RequestsThreads(),
+        RequestsFt(),
+        RequestsFtThreads(),
     )
 }

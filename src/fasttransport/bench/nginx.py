@@ -12,7 +12,8 @@ One worker serves several listeners, each on its own free loopback port:
 - ``idle``: nginx closes a connection idle for 100 ms (``keepalive_timeout 100ms``);
 - ``tls``: like ``plain`` over TLS, when a certificate is given.
 
-Served paths: ``/small`` (5 bytes), ``/1k`` (1024 bytes), ``/16m`` (16 MiB).
+Served paths: ``/small`` (5 bytes), ``/1k`` (1024 bytes), ``/64k`` (65,536
+bytes), ``/16m`` (16 MiB).
 
 ``worker_cpu_seconds()`` reads the worker's user + system CPU time from
 ``/proc/<pid>/stat``, so a benchmark can show when the server, not the
@@ -44,6 +45,7 @@ INSTALL_HINT = "nginx not found: install it with `apt-get install nginx-light`"
 FILES = {
     "small": b"hello",
     "1k": bytes(range(256)) * 4,
+    "64k": bytes(range(256)) * 256,
 }
 BIG_NAME = "16m"
 BIG_SIZE = 16 << 20
@@ -262,7 +264,7 @@ class Nginx:
 
     @staticmethod
     def body_size(path: str) -> int:
-        """Size of the file served at ``path`` (``/small``, ``/1k``, ``/16m``)."""
+        """Size of the file served at ``path`` (``/small``, ``/1k``, ``/64k``, ``/16m``)."""
         name = path.lstrip("/")
         return BIG_SIZE if name == BIG_NAME else len(FILES[name])
 
@@ -366,18 +368,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--tls", action="store_true", help="add the TLS listener")
     args = parser.parse_args(argv)
     try:
-        server = Nginx(tls=args.tls)
-        server.start()
+        server = Nginx(tls=args.tls).start()
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         return 2
-    with server:
+    # SIGTERM stops nginx too (the default action would leave it running).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
         print(
             f"{server.version} pid {server.pid} worker {server.worker_pid}, "
             f"pinned to CPU {server.pinned_cpu}"
         )
         for listener in server.ports:
-            for path in ("/small", "/1k", "/16m"):
+            for path in ("/small", "/1k", "/64k", "/16m"):
                 print(f"  {listener:6s} {server.url(path, listener)}")
         if server.cafile:
             print(f"  CA file: {server.cafile}")
@@ -387,6 +390,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         except KeyboardInterrupt:
             pass
         print(f"worker CPU: {server.worker_cpu_seconds() - started:.3f} s")
+    finally:
+        server.stop()
     return 0
 
 

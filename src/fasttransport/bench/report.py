@@ -4,7 +4,8 @@ and the results section of a README.
 - ``summarise(client, runs)``: median, min and max of every figure over the
   runs that worked, totals of requests and errors, or the reason none did.
 - ``markdown(scenario, summaries, info)``: the scenario's table with ratios
-  to its baseline row (fasttransport), then its notes.
+  to its baseline row (fasttransport; pycurl for the fan-out scenarios),
+  then its notes.
 - ``chart(scenario, summaries, path)``: a PNG of the scenario's panels
   (matplotlib, Agg backend); returns False with a reason when matplotlib is
   not installed.
@@ -73,6 +74,8 @@ def _status(s: Summary) -> str:
         return f"not installed ({error})" if error else "not installed"
     if s["status"] == "not supported yet":
         return "not supported yet"
+    if s["status"] == "not available":
+        return f"not available: {error}" if error else "not available"
     return f"{s['status']}: {error}" if error else s["status"]
 
 
@@ -142,7 +145,7 @@ def chart(scenario: Scenario, summaries: list[Summary], path: str) -> Optional[s
             values.append(v if v is not None else 0.0)
             lows.append(s.get(f"{panel.key}_min", v) if v is not None else 0.0)
             highs.append(s.get(f"{panel.key}_max", v) if v is not None else 0.0)
-            colors.append(FT_COLOR if s["client"].startswith("fasttransport") else PEER_COLOR)
+            colors.append(FT_COLOR if _uses_fasttransport(s["client"]) else PEER_COLOR)
             notes.append(None if v is not None else _status(s) if "status" in s else "—")
         y = list(range(len(rows)))
         xerr = [
@@ -172,6 +175,11 @@ def chart(scenario: Scenario, summaries: list[Summary], path: str) -> Optional[s
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
+
+
+def _uses_fasttransport(client: str) -> bool:
+    """fasttransport's own rows and httpx / requests over its adapters."""
+    return client.startswith("fasttransport") or "-ft" in client
 
 
 def _short(v: float) -> str:

@@ -153,7 +153,7 @@ class Suite:
         n = self.count(s)
         spec: dict[str, Any] = {
             "kind": s.kind, "client": row, "n": n, "warmup": self.warmup(s),
-            "concurrency": s.concurrency, "spacing": s.spacing,
+            "concurrency": s.concurrency, "threads": s.threads, "spacing": s.spacing,
             "time_limit": self.limit(s),
             "max_errors": s.max_errors or max(10, n // 10),
         }
@@ -320,8 +320,9 @@ def main(argv: Optional[list[str]] = None, *, default_out: Optional[str] = None,
     parser = build_parser(default_out, default_readme)
     args = parser.parse_args(argv)
     if args.list:
+        width = max(len(s.name) for s in SCENARIOS)
         for s in SCENARIOS:
-            print(f"{s.name:11s} {s.title}\n{'':11s} clients: {', '.join(s.clients)}")
+            print(f"{s.name:{width}s} {s.title}\n{'':{width}s} clients: {', '.join(s.clients)}")
         return 0
     if (args.reps is not None and args.reps < 1) or (
             args.time_limit is not None and args.time_limit <= 0):

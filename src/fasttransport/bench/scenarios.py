@@ -4,6 +4,11 @@ A :class:`Scenario` says which kind of worker run it needs (``requests``,
 ``scale``, ``parser``), which nginx listener and path it uses, how many
 requests (full and ``--quick``), which clients take part, and which figures
 its table and chart show. ``SCENARIOS`` lists them in report order.
+
+The fan-out scenarios (``fan32``, ``fan256``, ``fan32_64k``, ``fan32_tls``)
+keep 32 or 256 requests in flight with each client's own way of doing so
+(``FAN_CLIENTS``) and compare them with pycurl's CurlMulti; ``seq_adapters``
+compares httpx and requests with and without fasttransport's adapters.
 """
 
 from __future__ import annotations
@@ -24,6 +29,22 @@ HTTP_CLIENTS = (
     "aiohttp",
     "pycurl",
 )
+#: The fan-out scenarios' rows: each client's own way to keep N requests in flight.
+FAN_CLIENTS = (
+    "pycurl",
+    "fasttransport-map",
+    "fasttransport-async",
+    "fasttransport-threads",
+    "aiohttp",
+    "httpx-async",
+    "httpx-async-ft",
+    "httpx-threads",
+    "httpx-ft-threads",
+    "requests-threads",
+    "requests-ft-threads",
+)
+#: Most Python threads a thread-style client uses in the fan-out scenarios.
+FAN_THREADS = 32
 PARSER_ROWS = (
     "fasttransport C (bench_parse)",
     "fasttransport parse_response_head",
@@ -68,6 +89,8 @@ class Scenario:
     warmup: int = 0
     quick_warmup: int = 0
     concurrency: int = 1
+    #: Most Python threads a client of the ``threads`` style uses; None: ``concurrency``.
+    max_threads: Optional[int] = None
     spacing: float = 0.0
     baseline: str = "fasttransport"
     note: str = ""
@@ -84,6 +107,13 @@ class Scenario:
     @property
     def needs_tls(self) -> bool:
         return self.listener == "tls"
+
+    @property
+    def threads(self) -> int:
+        """Python threads for a ``threads``-style client (each has one request in flight)."""
+        if self.max_threads is None:
+            return self.concurrency
+        return min(self.concurrency, self.max_threads)
 
 
 # ---------------------------------------------------------------------------
@@ -174,6 +204,81 @@ _CPU_NOTE = (
     "not the client, set the pace."
 )
 
+_FAN_NOTE = (
+    _CPU_NOTE + " Ratios are to pycurl (one CurlMulti). Each client keeps the requests in "
+    "flight its own way, its pool sized for them: `fasttransport-map` "
+    "`Client.map(urls, concurrency=N)` from one thread; `fasttransport-async` N tasks on one "
+    "`AsyncClient`; `fasttransport-threads` one `Client` shared by the threads; `pycurl` one "
+    "`CurlMulti` with N easy handles (`M_MAX_HOST_CONNECTIONS` = `M_MAXCONNECTS` = N); "
+    "`aiohttp` N tasks, `TCPConnector(limit=N)`; `httpx-async` N tasks on one "
+    "`httpx.AsyncClient` (`Limits(max_connections=N)`); `httpx-async-ft` the same over "
+    "`fasttransport.httpx.AsyncHTTPTransport`; `httpx-threads` / `httpx-ft-threads` threads "
+    "sharing one `httpx.Client`, plain or over `fasttransport.httpx.HTTPTransport`; "
+    "`requests-threads` / `requests-ft-threads` a `Session` per thread, plain or all with one "
+    "`fasttransport.requests.HTTPAdapter` mounted. fasttransport pools: "
+    "`Transport(max_idle_conns_per_host=N)`."
+)
+_FAN_COLUMNS = (
+    Column("req/s median [min–max]", median_range("req_per_s", ",.0f")),
+    Column("req/s × pycurl", ratio("req_per_s")),
+    Column("CPU µs/req", value("cpu_us_per_req", ".1f")),
+    Column("CPU × pycurl", ratio("cpu_us_per_req")),
+    _CTX,
+    _ERRORS,
+    _SERVER,
+)
+
+
+def _fan(
+    name: str,
+    title: str,
+    concurrency: int,
+    n: int,
+    *,
+    path: str = "/small",
+    listener: str = "plain",
+    note: str = "",
+) -> Scenario:
+    """A fan-out scenario: ``concurrency`` GETs of ``path`` in flight, every
+    client of ``FAN_CLIENTS``; thread-style clients use at most
+    ``FAN_THREADS`` threads. The warm-up opens every connection (at least two
+    requests each); runs are short (5 s, 2 s with --quick, where ``n`` is a fifth)
+    so that the slowest clients do not make the suite long."""
+    threads = min(concurrency, FAN_THREADS)
+    capped = (
+        f" The thread rows (`-threads`) run {threads} Python threads, so they have "
+        f"{threads}, not {concurrency}, requests in flight."
+        if threads < concurrency
+        else ""
+    )
+    return Scenario(
+        name=name,
+        title=title,
+        kind="requests",
+        listener=listener,
+        path=path,
+        clients=FAN_CLIENTS,
+        n=n,
+        quick_n=n // 5,
+        warmup=max(128, 2 * concurrency),
+        quick_warmup=2 * concurrency,
+        concurrency=concurrency,
+        max_threads=FAN_THREADS,
+        unit="requests",
+        primary="req_per_s",
+        higher_is_better=True,
+        baseline="pycurl",
+        columns=_FAN_COLUMNS,
+        panels=(
+            Panel("req_per_s", f"requests per second, {concurrency} in flight", True),
+            Panel("cpu_us_per_req", "client CPU µs per request", False),
+        ),
+        note=_FAN_NOTE + capped + (" " + note if note else ""),
+        time_limit=5.0,
+        quick_time_limit=2.0,
+    )
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="seq",
@@ -191,6 +296,29 @@ SCENARIOS: tuple[Scenario, ...] = (
         panels=_SEQ_PANELS,
         note=_CPU_NOTE + " `fasttransport-transport` is `Transport.round_trip` without the "
         "Client layer; aiohttp runs one task on its event loop.",
+    ),
+    Scenario(
+        name="seq_adapters",
+        title="Sequential GET /small: httpx and requests, plain and over fasttransport's "
+        "adapters",
+        kind="requests",
+        clients=("fasttransport", "httpx", "httpx-ft", "requests", "requests-ft"),
+        n=10000,
+        quick_n=1000,
+        warmup=500,
+        quick_warmup=100,
+        unit="requests",
+        primary="cpu_us_per_req",
+        higher_is_better=False,
+        columns=_SEQ_COLUMNS,
+        panels=_SEQ_PANELS,
+        note=_CPU_NOTE + " `httpx-ft`: `httpx.Client(transport=fasttransport.httpx."
+        "HTTPTransport())`; `requests-ft`: a `Session` with `fasttransport.requests."
+        "HTTPAdapter()` mounted for `http://` and `https://`. Compare each with its plain "
+        "row: httpx and requests still do their own request and response handling; only "
+        "the exchange goes through fasttransport.",
+        time_limit=5.0,
+        quick_time_limit=2.0,
     ),
     Scenario(
         name="conc32",
@@ -221,6 +349,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "and httpx; http.client and requests get one connection / Session per thread; "
         "aiohttp runs 32 tasks on one event loop; pycurl one CurlMulti with 32 handles.",
     ),
+    _fan("fan32", "GET /small (5 B) with 32 requests in flight, each client its own way", 32,
+         30000),
+    _fan("fan256", "GET /small (5 B) with 256 requests in flight, each client its own way",
+         256, 30000),
+    _fan("fan32_64k", "GET /64k (64 KiB body) with 32 requests in flight", 32, 10000,
+         path="/64k", note="MB/s = req/s × 0.0655."),
+    _fan("fan32_tls", "GET /small with 32 requests in flight over TLS (32 connections)", 32,
+         20000, listener="tls", note="TLS 1.3, verified against the CA made at start."),
     Scenario(
         name="big",
         title="GET /16m (16 MiB body) over one keep-alive connection, body read into memory",

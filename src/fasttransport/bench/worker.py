@@ -4,11 +4,15 @@ The driver starts ``python -m fasttransport.bench.worker '<spec as JSON>'``
 (pinned to CPU 0 with taskset when it can) and reads the last line of its
 stdout, one JSON object: the measurements, or ``{"status": ..., "error": ...}``
 with status ``"not installed"`` (the library does not import),
-``"not supported yet"`` (the first request failed saying so) or ``"failed"``.
+``"not available"`` (it imports but lacks what the row needs, such as a
+fasttransport adapter not written yet), ``"not supported yet"`` (the first
+request failed saying so) or ``"failed"``.
 
 Spec keys: ``kind`` (``requests``, ``scale``, ``parser``), ``client``,
 ``url``, ``cafile``, ``expect`` (body size), ``n``, ``warmup``,
-``concurrency``, ``spacing`` (seconds of sleep before each request),
+``concurrency`` (requests in flight), ``threads`` (Python threads for a
+client of the ``threads`` style; ``concurrency`` when absent), ``spacing``
+(seconds of sleep before each request),
 ``time_limit`` (seconds for the timed part), ``max_errors``, ``server_pid``
 (the nginx worker, whose CPU is read around the timed part).
 
@@ -16,7 +20,15 @@ Measured around the timed part only, in this process: user + system CPU of
 all threads (``getrusage(RUSAGE_SELF)``), wall time, voluntary and
 involuntary context switches; and the nginx worker's CPU over the same
 window. Every loop stops after ``n`` requests, after ``time_limit``
-seconds, or after ``max_errors`` errors, whichever comes first.
+seconds, or after ``max_errors`` errors, whichever comes first (the
+``multi`` runners, which drive their requests themselves, after ``n`` or
+``time_limit``).
+
+With more than one request in flight the client's ``style`` decides how:
+``threads`` (that many Python threads, each looping on a blocking fetch),
+``async`` (that many tasks on one event loop; async clients run as one task
+also when sequential) or ``multi`` (one thread keeps them in flight:
+CurlMulti, ``Client.map``).
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
-from .clients import ADAPTERS, Adapter, Aiohttp, AsyncFetch, Fetch, Pycurl, Target
+from .clients import ADAPTERS, Adapter, AsyncFetch, Fetch, NotAvailable, Target
 from .nginx import proc_cpu_seconds
 from .parsers import PARSERS, empty_loop_ns
 
@@ -240,7 +252,8 @@ def run_sync(adapter: Adapter, target: Target, spec: dict[str, Any], meter: Mete
 
 
 def run_threads(adapter: Adapter, target: Target, spec: dict[str, Any], meter: Meter) -> Tally:
-    threads, expect, max_errors = spec["concurrency"], spec["expect"], spec["max_errors"]
+    threads = spec.get("threads") or spec["concurrency"]
+    expect, max_errors = spec["expect"], spec["max_errors"]
     per_thread, close = adapter.threaded(target, threads)
     ready = threading.Barrier(threads + 1, timeout=120)
     go = threading.Barrier(threads + 1, timeout=120)
@@ -292,7 +305,7 @@ def run_threads(adapter: Adapter, target: Target, spec: dict[str, Any], meter: M
     return total
 
 
-def run_async(adapter: Aiohttp, target: Target, spec: dict[str, Any], meter: Meter) -> Tally:
+def run_async(adapter: Adapter, target: Target, spec: dict[str, Any], meter: Meter) -> Tally:
     tasks, expect, max_errors = spec["concurrency"], spec["expect"], spec["max_errors"]
     spacing = spec["spacing"]
 
@@ -328,12 +341,14 @@ def run_async(adapter: Aiohttp, target: Target, spec: dict[str, Any], meter: Met
     return asyncio.run(main())
 
 
-def run_multi(adapter: Pycurl, target: Target, spec: dict[str, Any], meter: Meter) -> Tally:
+def run_multi(adapter: Adapter, target: Target, spec: dict[str, Any], meter: Meter) -> Tally:
     runner = adapter.multi(target, spec["concurrency"])
     try:
         expect = spec["expect"]
         done, errors, bad, last = runner.run(max(spec["warmup"], 1), math.inf, expect)
         if errors == done:
+            if "not supported" in last:
+                raise Unsupported(last)
             raise RuntimeError(last)
         gc.collect()
         meter.start()
@@ -353,9 +368,9 @@ def run_requests(spec: dict[str, Any]) -> dict[str, Any]:
     version = adapter.version()  # ImportError: not installed
     target = Target(spec["url"], spec.get("cafile"))
     meter = Meter(spec.get("server_pid"))
-    if isinstance(adapter, Aiohttp):
+    if adapter.style == "async":
         tally = run_async(adapter, target, spec, meter)
-    elif spec["concurrency"] > 1 and isinstance(adapter, Pycurl):
+    elif spec["concurrency"] > 1 and adapter.style == "multi":
         tally = run_multi(adapter, target, spec, meter)
     elif spec["concurrency"] > 1:
         tally = run_threads(adapter, target, spec, meter)
@@ -469,6 +484,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         result = RUNNERS[spec["kind"]](spec)
     except ImportError as exc:
         result = {"status": "not installed", "error": str(exc)}
+    except NotAvailable as exc:
+        result = {"status": "not available", "error": str(exc)}
     except Unsupported as exc:
         result = {"status": "not supported yet", "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - reported in the client's row
