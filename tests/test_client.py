@@ -1001,3 +1001,43 @@ def test_redirects_and_refusals_leak_nothing(scripted_server, http_server, no_le
         assert c.get(http_server.url("/")).text == "hello"
     for srv in (loop, bad, gz):       # started after no_leaks counted: stop them first
         srv.stop()
+
+
+# --------------------------------------------------------------------------
+# cookie limits against a hostile server
+
+
+def test_cookie_jar_limits(scripted_server):
+    import time as _time
+
+    many = "".join(f"Set-Cookie: c{i}=v{i}; Path=/\r\n" for i in range(200_000)).encode()
+    big = "Set-Cookie: big=" + "x" * 5000 + "; Path=/\r\n"
+    srv = scripted_server([
+        b"HTTP/1.1 200 OK\r\n" + many + big.encode() + b"Content-Length: 0\r\n\r\n",
+        response(200, b"a"), response(200, b"b")])
+    with ft.Client() as c:
+        c.get(srv.url("/set"))
+        # browsers' per-domain limit: the last 180 Set-Cookie headers are
+        # looked at, and one of them is too big to keep
+        assert len(c.cookies) == 179
+        t0 = _time.perf_counter()
+        c.get(srv.url("/next"))
+        assert _time.perf_counter() - t0 < 0.5
+        sent = srv.requests[1][1].header("Cookie")
+        assert sent.count("=") == 179 and len(sent) < 4000
+        assert "big=" not in sent              # larger than 4096 bytes: ignored
+        # the most recent ones are kept
+        assert "c199999=v199999" in sent and "c0=v0" not in sent
+
+
+def test_cookie_jar_total_limit():
+    jar = ft.client.BoundedCookieJar()
+    import http.cookiejar as cj
+
+    for d in range(40):
+        for i in range(100):
+            jar.set_cookie(cj.Cookie(0, f"n{i}", "v", None, False, f"d{d}.example", True,
+                                     False, "/", True, False, None, False, None, None, {}))
+    assert len(jar) == 3000
+    assert not any(c.domain == "d0.example" for c in jar)     # the oldest went first
+    assert sum(1 for c in jar if c.domain == "d39.example") == 100

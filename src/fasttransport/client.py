@@ -44,7 +44,7 @@ _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 #: Between hops, at most this much of a redirect body is read (Go's maxBodySlurpSize).
 _SLURP = 2048
 #: Stdlib jars whose emptiness is checked before any cookie work.
-_PLAIN_JARS = (http.cookiejar.CookieJar, http.cookiejar.FileCookieJar,
+_PLAIN_JARS: Tuple[type, ...] = (http.cookiejar.CookieJar, http.cookiejar.FileCookieJar,
                http.cookiejar.MozillaCookieJar, http.cookiejar.LWPCookieJar)
 _CTL = re.compile(r"[\x00-\x1f\x7f]")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})(.{0,2})", re.S)
@@ -66,7 +66,72 @@ class _JarResponse:
 
     def get_all(self, name: str, default: Any = None) -> Any:
         values = self._h.get_list(name)
+        if len(values) > COOKIES_PER_DOMAIN:
+            values = values[-COOKIES_PER_DOMAIN:]    # the rest would be evicted anyway
         return values if values else default
+
+
+#: Browsers' limits, which a cookie jar of Client keeps too: a cookie's
+#: name and value of at most 4096 bytes, 180 cookies per domain, 3000 in all
+#: (the oldest set goes first). A server cannot make every later request
+#: slow or its Cookie header huge.
+COOKIE_MAX_BYTES = 4096
+COOKIES_PER_DOMAIN = 180
+COOKIES_TOTAL = 3000
+
+
+class BoundedCookieJar(http.cookiejar.CookieJar):
+    """An http.cookiejar.CookieJar with browsers' limits (COOKIE_MAX_BYTES,
+    COOKIES_PER_DOMAIN, COOKIES_TOTAL): a bigger cookie is ignored, and the
+    oldest cookies are evicted past the counts. The default jar of Client."""
+
+    def __init__(self, policy: Any = None) -> None:
+        super().__init__(policy)
+        self._seq = 0
+        self._count = 0
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        if len(cookie.name or "") + len(cookie.value or "") > COOKIE_MAX_BYTES:
+            return
+        with self._cookies_lock:
+            paths = self._cookies.get(cookie.domain, {})
+            replaces = cookie.name in paths.get(cookie.path, {})
+            super().set_cookie(cookie)
+            self._seq += 1
+            cookie._ft_seq = self._seq          # type: ignore[attr-defined]
+            if not replaces:
+                self._count += 1
+            domain = self._cookies[cookie.domain]
+            if sum(len(names) for names in domain.values()) > COOKIES_PER_DOMAIN:
+                self._evict_oldest(domain)
+            while self._count > COOKIES_TOTAL:
+                self._evict_oldest(None)
+
+    def _evict_oldest(self, domain: Any) -> None:
+        """Under the jar's lock: drop the oldest cookie (of one domain's
+        {path: {name: cookie}}, or of the whole jar)."""
+        scopes = [domain] if domain is not None else list(self._cookies.values())
+        oldest = None
+        for paths in scopes:
+            for names in paths.values():
+                for c in names.values():
+                    if oldest is None or getattr(c, "_ft_seq", 0) < getattr(oldest, "_ft_seq", 0):
+                        oldest = c
+        if oldest is not None:
+            self.clear(oldest.domain, oldest.path, oldest.name)
+
+    def clear(self, domain: Any = None, path: Any = None, name: Any = None) -> None:
+        super().clear(domain, path, name)
+        self._count = sum(len(names) for paths in self._cookies.values()
+                          for names in paths.values())
+
+    def clear_expired_cookies(self) -> None:
+        super().clear_expired_cookies()
+        self._count = sum(len(names) for paths in self._cookies.values()
+                          for names in paths.values())
+
+
+_PLAIN_JARS += (BoundedCookieJar,)
 
 
 def _basic(user: Any, password: Any) -> str:
@@ -227,7 +292,7 @@ class Client:
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
         if cookies is None:
-            cookies = http.cookiejar.CookieJar()
+            cookies = BoundedCookieJar()
         self.cookies = cookies if cookies is not False else None
         self._jar_check_empty = type(self.cookies) in _PLAIN_JARS
         self.auth = auth
