@@ -181,6 +181,42 @@ def test_fault(scripted_server, name):
         assert srv.accepted == 2
 
 
+def test_every_fault_is_an_http_error_in_the_batch_and_async_apis(scripted_server):
+    """The same faults through Client.submit and AsyncClient, all at once:
+    each ends in the documented ft.HTTPError subclass (or, with the
+    client's 3 s cap on a fault that has no timeout of its own, a timeout),
+    naming its URL; nothing is left in use."""
+    import asyncio
+
+    cases = []
+    for name, fault in FAULTS.items():
+        srv = scripted_server(per_connection(fault.handler, fault.handler, faults.good))
+        t = ft.Transport(**fault.transport)
+        cases.append((name, fault, srv.url(f"/{name}"), t))
+    try:
+        futs = []
+        for name, fault, url, t in cases:
+            c = ft.Client(transport=t, timeout=fault.timeout or 3.0)
+            futs.append(c.submit(fault.method, url, content=fault.content))
+
+        async def all_async() -> list:
+            out = []
+            for name, fault, url, t in cases:
+                c = ft.AsyncClient(transport=t, timeout=fault.timeout or 3.0)
+                out.append(c.request(fault.method, url, content=fault.content))
+            return await asyncio.gather(*out, return_exceptions=True)
+
+        async_results = asyncio.run(all_async())
+        for (name, fault, url, t), fut, ares in zip(cases, futs, async_results):
+            for err in (fut.exception(timeout=30), ares):
+                assert isinstance(err, (fault.exc, ft.TimeoutError)), (name, repr(err))
+                assert isinstance(err, ft.HTTPError) and url in str(err), (name, repr(err))
+            assert wait_until(lambda t=t: t.stats().active_conns == 0, 5), (name, t.stats())
+    finally:
+        for _, _, _, t in cases:
+            t.close()
+
+
 # ---------------------------------------------------------------- faults with a success
 
 
