@@ -20,8 +20,9 @@ import os
 import random
 import time
 
-import fasttransport as ft
 from servers import LeakCheck, ScriptedServer, ServerConn, wait_until
+
+import fasttransport as ft
 
 SECONDS = float(os.environ.get("FT_FUZZ_SECONDS", "4"))
 SEED = int(os.environ.get("FT_FUZZ_SEED", str(int(time.time()))))

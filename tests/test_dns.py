@@ -21,7 +21,9 @@ import pytest
 
 import fasttransport as ft
 
-SRC = os.path.join(os.path.dirname(__file__), "..", "src")
+# the child imports the same fasttransport as this process (a checkout's src/
+# or the installed package)
+PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(ft.__file__)))
 
 SCRIPT = textwrap.dedent(r'''
     import asyncio, json, os, signal, socket, subprocess, sys, threading, time
@@ -92,7 +94,7 @@ def _unshare_works() -> bool:
 def test_a_silent_dns_server_costs_only_the_deadline():
     if not _unshare_works():
         pytest.skip("private network namespaces are not allowed here")
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(SRC))
+    env = dict(os.environ, PYTHONPATH=PKG_ROOT)
     p = subprocess.run(["unshare", "-n", "-m", sys.executable, "-c", SCRIPT],
                        capture_output=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr.decode()

@@ -195,13 +195,13 @@ def test_every_fault_is_an_http_error_in_the_batch_and_async_apis(scripted_serve
         cases.append((name, fault, srv.url(f"/{name}"), t))
     try:
         futs = []
-        for name, fault, url, t in cases:
+        for _, fault, url, t in cases:
             c = ft.Client(transport=t, timeout=fault.timeout or 3.0)
             futs.append(c.submit(fault.method, url, content=fault.content))
 
         async def all_async() -> list:
             out = []
-            for name, fault, url, t in cases:
+            for _, fault, url, t in cases:
                 c = ft.AsyncClient(transport=t, timeout=fault.timeout or 3.0)
                 out.append(c.request(fault.method, url, content=fault.content))
             return await asyncio.gather(*out, return_exceptions=True)
