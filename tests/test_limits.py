@@ -106,6 +106,19 @@ def test_streaming_a_bomb_stays_bounded_and_max_body_size_stops_it(scripted_serv
         assert c.transport.stats().active_conns == 0
 
 
+@pytest.mark.parametrize("coding", list(MAKERS))
+def test_a_whole_bomb_streams_out_in_bounded_steps(scripted_server, coding):
+    srv = _serve(scripted_server, coding)
+    with ft.Client() as c:
+        r = _get(c, srv.url("/"), coding)
+        total = biggest = 0
+        for chunk in r.iter_bytes(65536):
+            total += len(chunk)
+            biggest = max(biggest, len(chunk))
+        assert total == BOMB and biggest <= 65536
+        assert c.transport.stats().idle_conns == 1     # read to EOF: pooled
+
+
 def test_max_body_size_on_plain_bodies(http_server):
     url = http_server.url("/bytes/100000")
     with ft.Client(transport=ft.Transport(max_body_size=50000)) as c:

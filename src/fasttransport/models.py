@@ -884,13 +884,17 @@ class _BrotliDecoder(_Decoder):
         d = self._d
         try:
             if hasattr(d, "can_accept_more_data"):
-                if not d.can_accept_more_data():
+                if self._in and d.can_accept_more_data():
+                    data, self._in = self._in, b""
+                    self._fed = True
+                    out = d.process(data, output_buffer_limit=limit)
+                    if out:
+                        return out
+                # output the decoder still holds (it may hold some even
+                # when it can take more input)
+                if self._fed and not d.is_finished():
                     return d.process(b"", output_buffer_limit=limit)
-                if not self._in:
-                    return b""
-                data, self._in = self._in, b""
-                self._fed = True
-                return d.process(data, output_buffer_limit=limit)
+                return b""
             if not self._in:
                 return b""
             data, self._in = self._in, b""
