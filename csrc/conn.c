@@ -848,9 +848,9 @@ too_big:
 static int run_until_head(ft_transport *t, ft_rt *rt, int64_t slice_end)
 {
     ft_conn *c = rt->conn;
-    /* leftover bytes? parse them first; an engine (nowait) was woken for a
-     * reason: look */
-    int readable = c->rpos < c->wpos || rt->nowait;
+    /* leftover bytes? parse them first; an engine (nowait) looks when the
+     * connection woke it (not right after writing the request) */
+    int readable = c->rpos < c->wpos || (rt->nowait && rt->ev_in);
     for (;;) {
         if (interrupted(t, rt))
             return FT_R_FAIL;

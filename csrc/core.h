@@ -233,6 +233,8 @@ typedef struct ft_rt {
     int nowait;                /* run by an engine (job.c): never wait, keep
                                   the idle watch of a connection taken */
     struct ft_job *job;        /* that engine-run exchange, or NULL */
+    int ev_in;                 /* job: this step was woken by its connection (not
+                                  a task): worth a read while awaiting the head */
     int body_fd;               /* -1, or an fd that becomes readable when the
                                   next body segment is ready (see FT_R_NEED_BODY) */
     int body_file;             /* -1, or a regular file the body is read from
@@ -504,9 +506,10 @@ struct ft_transport {
     uint32_t nfree_slots;
     char **free_bufs;
     int nfree_bufs;
-    char *spare_bodies[32];    /* jobs' body buffers kept for the next (job.c), */
-    size_t spare_caps[32];     /* under mu: a fresh buffer per response costs */
-    int nspare_bodies;         /* page faults and brk/madvise calls */
+    pthread_mutex_t spare_mu;  /* a leaf: guards the three below */
+    char *spare_bodies[32];    /* jobs' body buffers kept for the next (job.c): */
+    size_t spare_caps[32];     /* a fresh buffer per response costs page */
+    int nspare_bodies;         /* faults and brk/madvise calls */
     ft_io *io;                 /* io_threads engines; io[0] also runs idle_conn_timeout */
     int nio;
     int closed;

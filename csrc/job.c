@@ -136,7 +136,7 @@ void ft_job_init(ft_job *j, ft_transport *t, ft_rt *rt, ft_cq *q, int mode, size
 static char *spare_take(ft_transport *t, size_t want, size_t *cap)
 {
     char *buf = NULL;
-    pthread_mutex_lock(&t->mu);
+    pthread_mutex_lock(&t->spare_mu);
     for (int i = t->nspare_bodies - 1; i >= 0; i--) {
         if (t->spare_caps[i] < want)
             continue;
@@ -147,7 +147,7 @@ static char *spare_take(ft_transport *t, size_t want, size_t *cap)
         t->spare_caps[i] = t->spare_caps[t->nspare_bodies];
         break;
     }
-    pthread_mutex_unlock(&t->mu);
+    pthread_mutex_unlock(&t->spare_mu);
     return buf;
 }
 
@@ -156,7 +156,7 @@ void ft_job_free(ft_job *j)
     ft_transport *t = j->t;
     int kept = 0;
     if (j->buf && j->bcap <= SPARE_MAX_CAP) {
-        pthread_mutex_lock(&t->mu);
+        pthread_mutex_lock(&t->spare_mu);
         int n = t->nspare_bodies;
         if (n < (int)(sizeof t->spare_bodies / sizeof t->spare_bodies[0])) {
             t->spare_bodies[n] = j->buf;
@@ -164,7 +164,7 @@ void ft_job_free(ft_job *j)
             t->nspare_bodies = n + 1;
             kept = 1;
         }
-        pthread_mutex_unlock(&t->mu);
+        pthread_mutex_unlock(&t->spare_mu);
     }
     if (!kept)
         free(j->buf);
@@ -471,12 +471,14 @@ static void job_task(void *arg)
         return;
     }
     pthread_mutex_unlock(&t->mu);
+    j->rt->ev_in = 0;
     job_step(t, j);
 }
 
 void ft_job_on_event(ft_transport *t, ft_io *io, ft_job *j)
 {
     (void)io;
+    j->rt->ev_in = 1;
     job_step(t, j);
 }
 

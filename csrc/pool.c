@@ -754,6 +754,7 @@ ft_transport *ft_transport_new(const ft_config *cfg, char *err, size_t errcap)
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->park_cond, NULL);
     pthread_mutex_init(&t->tls_mu, NULL);
+    pthread_mutex_init(&t->spare_mu, NULL);
     /* own copies of the TLS paths */
     const char **paths[] = { &t->cfg.tls.ca_file, &t->cfg.tls.ca_dir, &t->cfg.tls.cert_file,
                              &t->cfg.tls.key_file };
@@ -886,6 +887,7 @@ void ft_transport_free(ft_transport *t)
     free((char *)t->cfg.tls.cert_file);
     free((char *)t->cfg.tls.key_file);
     pthread_mutex_destroy(&t->tls_mu);
+    pthread_mutex_destroy(&t->spare_mu);
     pthread_cond_destroy(&t->park_cond);
     pthread_mutex_destroy(&t->mu);
     free(t);
