@@ -24,9 +24,9 @@ from typing import Any, AsyncIterator, Optional
 
 from . import _core
 from .batch import _Orphan, dispatch
-from .client import _REDIRECTS, _UNSET, Client
+from .client import _UNSET, Client
 from .errors import BodyTooLarge, HTTPError
-from .models import HeaderTypes, Request, Response
+from .models import _REDIRECTS, HeaderTypes, Request, Response
 from .transport import _should_retry
 
 _READ_AHEAD = 256 << 10

@@ -12,6 +12,7 @@ and looks at signals (Ctrl-C) every 50 ms.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -19,7 +20,7 @@ from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Set
 
 from . import _core
 from .errors import HTTPError, TimeoutError
-from .models import Request, Response
+from .models import _REDIRECTS, Request, Response
 from .transport import _should_retry
 
 # The slice a waiter spends in native code before it looks at signals.
@@ -54,11 +55,6 @@ class _Collector:
         self.cond = threading.Condition(self.lock)
         self.collecting = False
 
-    def dispatch(self) -> int:
-        """Take every report and hand each to its owner. The caller is the
-        collector."""
-        return dispatch(self.cq)
-
     def poll(self) -> None:
         """Take what is there without waiting, unless another thread collects."""
         with self.lock:
@@ -66,7 +62,7 @@ class _Collector:
                 return
             self.collecting = True
         try:
-            self.dispatch()
+            dispatch(self.cq)
         finally:
             with self.lock:
                 self.collecting = False
@@ -86,9 +82,9 @@ class _Collector:
                     continue
                 self.collecting = True
             try:
-                if not self.dispatch() and not done():
+                if not dispatch(self.cq) and not done():
                     self.cq.wait(slice_)     # GIL released; Ctrl-C seen after it
-                    self.dispatch()
+                    dispatch(self.cq)
             finally:
                 with self.lock:
                     self.collecting = False
@@ -203,7 +199,6 @@ class Future:
             try:
                 fn(self)
             except Exception:   # noqa: BLE001 - as concurrent.futures: logged, not raised
-                import logging
                 logging.getLogger("fasttransport").exception("exception in a done callback")
 
     # ---- the caller's side -----------------------------------------------------
@@ -276,9 +271,6 @@ class _Orphan:
     def _report(x: Any) -> None:
         if not x.in_flight:
             x.close()
-
-
-_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def _cancelled(req: Request) -> BaseException:

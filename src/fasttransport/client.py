@@ -23,6 +23,7 @@ from .errors import (
     UnrewindableBodyError,
 )
 from .models import (
+    _REDIRECTS,
     Headers,
     HeaderTypes,
     Request,
@@ -40,7 +41,6 @@ _UNSET: Any = object()
 #: Go's sensitive headers: dropped on a redirect to another host.
 _SENSITIVE = ("authorization", "www-authenticate", "cookie", "cookie2",
               "proxy-authorization", "proxy-authenticate")
-_REDIRECTS = frozenset((301, 302, 303, 307, 308))
 #: Between hops, at most this much of a redirect body is read (Go's maxBodySlurpSize).
 _SLURP = 2048
 #: Stdlib jars whose emptiness is checked before any cookie work.

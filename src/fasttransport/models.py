@@ -42,6 +42,8 @@ __all__ = ["Headers", "Request", "Response"]
 HeaderTypes = Union["Headers", Mapping[str, str], Sequence[Tuple[str, str]], None]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: The redirect statuses a client follows (with a Location).
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
 class Headers:
