@@ -1041,3 +1041,42 @@ def test_cookie_jar_total_limit():
     assert len(jar) == 3000
     assert not any(c.domain == "d0.example" for c in jar)     # the oldest went first
     assert sum(1 for c in jar if c.domain == "d39.example") == 100
+
+
+# --------------------------------------------------------------------------
+# what requests and httpx users reach for
+
+
+def test_params_lists_and_none(http_server):
+    r = ft.get(http_server.url("/echo?x=1"), params={"b": ["x", "y"], "a": None, "c": 3,
+                                                     "d": ("p", None, "q")})
+    assert r.json()["target"] == "/echo?x=1&b=x&b=y&c=3&d=p&d=q"
+    r = ft.get(http_server.url("/echo"), params=[("k", "v"), ("k", None), ("z", ["1", "2"])])
+    assert r.json()["target"] == "/echo?k=v&z=1&z=2"
+    assert ft.get(http_server.url("/echo"), params={"a": None}).json()["target"] == "/echo"
+
+
+def test_helpers_keep_no_cookies(scripted_server):
+    srv = scripted_server([response(200, b"", [("Set-Cookie", "sid=1; Path=/")]),
+                           response(200, b"")])
+    ft.get(srv.url("/login"))
+    ft.get(srv.url("/other"))
+    assert srv.requests[1][1].header("Cookie") is None
+
+
+def test_encoding_is_settable_and_unknown_charsets_fall_back(scripted_server):
+    body = "café".encode("latin-1")
+    srv = scripted_server([
+        response(200, body, [("Content-Type", "text/plain; charset=latin-1")]),
+        response(200, "é\n".encode(), [("Content-Type", "text/plain; charset=no-such-charset")]),
+        response(200, "é\n".encode(), [("Content-Type", "text/plain; charset=no-such-charset")]),
+    ])
+    with ft.Client() as c:
+        r = c.get(srv.url("/"))
+        assert r.encoding == "latin-1" and r.text == "café"
+        r.encoding = "utf-8"
+        assert r.encoding == "utf-8" and r.text == "caf\ufffd"
+        r = c.get(srv.url("/"), stream=True)
+        assert r.encoding == "no-such-charset"
+        assert list(r.iter_lines()) == ["é"]
+        assert c.get(srv.url("/")).text == "é\n"

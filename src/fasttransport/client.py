@@ -693,7 +693,9 @@ def _default_client() -> Client:
     if c is None:
         with _default_lock:
             if _default is None:
-                _default = Client()
+                # Go's DefaultClient and requests' helpers keep no cookies:
+                # unrelated calls share connections, never cookies
+                _default = Client(cookies=False)
             c = _default
     return c
 

@@ -270,11 +270,23 @@ def _parse_url(raw: str) -> _URL:
 
 
 def _merge_params(url: str, params: Any) -> str:
+    """url with params appended to its query: a mapping or (key, value)
+    pairs; a list or tuple value repeats its key (``b=x&b=y``), a None value
+    leaves the key out, as requests and httpx do."""
     if not params:
         return url
-    if isinstance(params, Mapping):
-        params = list(params.items())
-    query = urlencode(list(params), doseq=False)
+    items = params.items() if isinstance(params, Mapping) else params
+    pairs = []
+    for k, v in items:
+        if v is None:
+            continue
+        if isinstance(v, (list, tuple)):
+            pairs.extend((k, x) for x in v if x is not None)
+        else:
+            pairs.append((k, v))
+    if not pairs:
+        return url
+    query = urlencode(pairs, doseq=False)
     base, sep, frag = url.partition("#")
     joiner = "&" if "?" in base else "?"
     if base.endswith("?") or base.endswith("&"):
@@ -1051,7 +1063,11 @@ class _Lines:
     __slots__ = ("_decoder", "_pending")
 
     def __init__(self, encoding: Optional[str]) -> None:
-        self._decoder = codecs.getincrementaldecoder(encoding or "utf-8")(errors="replace")
+        try:
+            make = codecs.getincrementaldecoder(encoding or "utf-8")
+        except LookupError:                  # as Response.text: UTF-8 then
+            make = codecs.getincrementaldecoder("utf-8")
+        self._decoder = make(errors="replace")
         self._pending = ""
 
     def feed(self, chunk: bytes, final: bool = False) -> List[str]:
@@ -1072,7 +1088,7 @@ class Response:
     __slots__ = ("status_code", "reason", "http_version", "request", "url", "history",
                  "_x", "_headers", "_trailers", "_content", "_closed", "_stream",
                  "_decoder", "_elapsed", "_body", "_transport", "_rlock", "_aio",
-                 "__weakref__")
+                 "_encoding", "__weakref__")
 
     def __init__(self, x: Any, request: Request, *, gzip: bool, elapsed: float,
                  stream: bool, transport: Any = None, decode: bool = True) -> None:
@@ -1092,6 +1108,7 @@ class Response:
         self._body: Optional[ResponseBody] = None
         self._transport = transport
         self._aio: Any = None          # the AsyncClient whose engine reads it ahead
+        self._encoding: Optional[str] = None
         self._decoder: Optional[_Decoder] = None
         if (decode and x.has_body and x.content_length != 0
                 and x.has_header(b"content-encoding")):
@@ -1183,16 +1200,31 @@ class Response:
 
     @property
     def text(self) -> str:
-        return self.content.decode(self.encoding or "utf-8", errors="replace")
+        """The body decoded with ``encoding``; an encoding Python does not
+        know (a server's typo) falls back to UTF-8, bytes that do not decode
+        become U+FFFD: text never raises for what a server sent."""
+        enc = self.encoding or "utf-8"
+        try:
+            return self.content.decode(enc, errors="replace")
+        except LookupError:
+            return self.content.decode("utf-8", errors="replace")
 
     @property
     def encoding(self) -> Optional[str]:
+        """The charset of Content-Type, or None; settable (as in requests
+        and httpx) to decode ``text`` and ``iter_lines`` otherwise."""
+        if self._encoding is not None:
+            return self._encoding
         ctype = self.headers.get("Content-Type", "")
         for part in ctype.split(";")[1:]:
             k, _, v = part.strip().partition("=")
             if k.lower() == "charset" and v:
                 return v.strip("\"'")
         return None
+
+    @encoding.setter
+    def encoding(self, value: Optional[str]) -> None:
+        self._encoding = value
 
     def json(self, **kw: Any) -> Any:
         return _json.loads(self.content, **kw)
