@@ -1080,3 +1080,50 @@ def test_encoding_is_settable_and_unknown_charsets_fall_back(scripted_server):
         assert r.encoding == "no-such-charset"
         assert list(r.iter_lines()) == ["é"]
         assert c.get(srv.url("/")).text == "é\n"
+
+
+def test_base_url_params_and_cookies_per_request(http_server):
+    with ft.Client(base_url=http_server.url("/"), params={"k": "1"}) as c:
+        doc = c.get("echo", params={"q": ["a", "b"]}, cookies={"s": "x", "t": "y"}).json()
+        assert doc["target"] == "/echo?k=1&q=a&q=b"
+        assert ["Cookie", "s=x; t=y"] in doc["headers"]
+        r = c.get("/bytes/3")
+        assert r.url == http_server.url("/bytes/3?k=1") and len(r.content) == 3
+        assert c.get(http_server.url("/")).text == "hello"      # absolute URLs as they are
+
+
+def test_event_hooks_see_every_hop(http_server):
+    seen = []
+    hooks = {"request": [lambda r: seen.append(("req", r.url))],
+             "response": [lambda r: seen.append(("resp", r.status_code))]}
+    target = http_server.url("/status/302?location=/")
+    with ft.Client(event_hooks=hooks) as c:
+        assert c.get(target).text == "hello"
+        assert seen == [("req", target), ("resp", 302), ("req", http_server.url("/")),
+                        ("resp", 200)]
+        seen.clear()
+        assert c.submit("GET", http_server.url("/")).result().text == "hello"
+        assert seen == [("req", http_server.url("/")), ("resp", 200)]
+    with pytest.raises(ValueError, match="event_hooks"):
+        ft.Client(event_hooks={"before": []})
+
+
+def test_tls_settings_on_the_client(ca_file, scripted_server, ca, monkeypatch):
+    import ssl as _ssl
+
+    from servers import http_handler
+    from test_tls import server_context
+
+    srv = scripted_server(http_handler, name="https", ssl_context=server_context(ca))
+    with ft.Client(verify=ca_file) as c:
+        assert c.get(srv.url("/")).text == "hello"
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    with ft.Client() as c:                      # trust_env: SSL_CERT_FILE
+        assert c.get(srv.url("/")).text == "hello"
+    with ft.Client(trust_env=False) as c:
+        with pytest.raises(ft.TLSError):
+            c.get(srv.url("/"))
+    with pytest.raises(TypeError, match="not an ssl.SSLContext"):
+        ft.Client(verify=_ssl.create_default_context())
+    with ft.Transport() as t, pytest.raises(TypeError, match="give them to the Transport"):
+        ft.Client(transport=t, verify=False)

@@ -129,7 +129,7 @@ class AsyncClient:
                       files: Any = None, json: Any = None, auth: Any = _UNSET,
                       timeout: Any = _UNSET, follow_redirects: Optional[bool] = None,
                       stream: bool = False, cancel: Optional[_core.CancelToken] = None,
-                      max_body_size: Optional[int] = None) -> Response:
+                      max_body_size: Optional[int] = None, cookies: Any = None) -> Response:
         """As Client.request; the body is read before it returns unless
         ``stream=True`` (prefer ``stream()``, which closes it). A request
         body must be bytes, str, form data, JSON or a plain binary file."""
@@ -137,7 +137,7 @@ class AsyncClient:
             raise RuntimeError("the AsyncClient is closed")
         c = self._c
         req, deadline = c._new_request(method, url, params, headers, content, data, files,
-                                       json, auth, timeout, max_body_size)
+                                       json, auth, timeout, max_body_size, cookies)
         follow = c.follow_redirects if follow_redirects is None else follow_redirects
         orig_headers = req.headers
         resp = await self._hop(req, deadline, cancel, stream)

@@ -267,6 +267,14 @@ class Client:
     - auth: ``(user, password)`` sent as ``Authorization: Basic`` with every
       request (a request's ``auth=`` replaces it).
 
+    - base_url: a URL that relative request URLs are appended to
+      (``base_url="http://h/api"``, ``get("items")`` -> ``http://h/api/items``).
+    - params: query parameters added to every request (before its own).
+    - event_hooks: ``{"request": [fn], "response": [fn]}``: fn(request)
+      before each hop is sent, fn(response) after each hop's head (redirects
+      included), as in httpx; plain callables, also for AsyncClient.
+    - verify, cert, proxy, trust_env: given to the Transport the client
+      creates (see Transport); not with ``transport=``.
     - strict_redirects: stricter than Go (and as curl and browsers are):
       ``Authorization``, ``Proxy-Authorization`` and a caller-set ``Cookie``
       (Go's sensitive headers) are dropped once a redirect goes to another
@@ -283,11 +291,28 @@ class Client:
                  timeout: Optional[float] = None, follow_redirects: bool = True,
                  max_redirects: int = 10, cookies: Any = None,
                  headers: HeaderTypes = None, auth: Optional[Tuple[Any, Any]] = None,
-                 strict_redirects: bool = False) -> None:
+                 strict_redirects: bool = False, base_url: Optional[str] = None,
+                 params: Any = None, event_hooks: Optional[dict] = None,
+                 verify: Any = _UNSET, cert: Any = _UNSET, proxy: Any = _UNSET,
+                 trust_env: Any = _UNSET) -> None:
         self.headers = Headers(headers)
         _check_headers(self.headers._list)
+        tkw = {k: v for k, v in (("verify", verify), ("cert", cert), ("proxy", proxy),
+                                 ("trust_env", trust_env)) if v is not _UNSET}
+        if transport is not None and tkw:
+            raise TypeError(f"{', '.join(tkw)}: give them to the Transport when passing "
+                            "transport=")
         self._own_transport = transport is None
-        self.transport = transport if transport is not None else Transport()
+        self.transport = transport if transport is not None else Transport(**tkw)
+        self.base_url = base_url.rstrip("/") + "/" if base_url else None
+        self.params = params
+        hooks = event_hooks or {}
+        unknown = set(hooks) - {"request", "response"}
+        if unknown:
+            raise ValueError(f"event_hooks: unknown kind(s) {sorted(unknown)}; "
+                             "use 'request' and 'response'")
+        self._request_hooks = list(hooks.get("request", ()))
+        self._response_hooks = list(hooks.get("response", ()))
         self.timeout = timeout
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
@@ -306,7 +331,7 @@ class Client:
                 files: Any = None, json: Any = None, auth: Any = _UNSET,
                 timeout: Any = _UNSET, follow_redirects: Optional[bool] = None,
                 stream: bool = False, cancel: Optional[_core.CancelToken] = None,
-                max_body_size: Optional[int] = None) -> Response:
+                max_body_size: Optional[int] = None, cookies: Any = None) -> Response:
         """Send a request and return its response. With stream=False (the
         default) the body is read before returning and the connection is
         recycled; with stream=True the caller reads and closes it.
@@ -321,7 +346,7 @@ class Client:
         max_redirects, UnrewindableBodyError when a 307/308 needs a one-shot
         body again, RemoteProtocolError for an unparsable Location."""
         req, deadline = self._new_request(method, url, params, headers, content, data, files,
-                                          json, auth, timeout, max_body_size)
+                                          json, auth, timeout, max_body_size, cookies)
         orig_headers = req.headers
         resp = self._send_one(req, deadline, cancel)
         if resp.status_code in _REDIRECTS and (
@@ -338,9 +363,19 @@ class Client:
     def _new_request(self, method: str, url: str, params: Any, headers: HeaderTypes,
                      content: Any, data: Any, files: Any, json: Any, auth: Any,
                      timeout: Any, max_body_size: Optional[int] = None,
-                     ) -> Tuple[Request, Optional[int]]:
+                     cookies: Any = None) -> Tuple[Request, Optional[int]]:
         """The Request of a call and its deadline, the client's defaults
-        applied."""
+        applied (base_url, params, headers, auth); ``cookies``: a mapping
+        sent in this request's Cookie header."""
+        if self.base_url is not None and "://" not in url:
+            url = self.base_url + url.lstrip("/")
+        if self.params:
+            params = _join_params(self.params, params)
+        if cookies:
+            headers = Headers(headers)
+            mine = "; ".join(f"{k}={v}" for k, v in dict(cookies).items())
+            have = "; ".join(headers.get_list("Cookie"))
+            headers["Cookie"] = f"{have}; {mine}" if have else mine
         if self.headers._list:
             merged = Headers(self.headers)
             if headers:
@@ -377,7 +412,13 @@ class Client:
         return self._after_hop(req, self.transport._send(req, deadline, cancel, True))
 
     def _before_hop(self, req: Request) -> None:
-        """What _send_one adds to a hop's request before it is sent."""
+        """What _send_one adds to a hop's request before it is sent; then
+        the request hooks."""
+        self._add_cookies_and_userinfo(req)
+        for hook in self._request_hooks:
+            hook(req)
+
+    def _add_cookies_and_userinfo(self, req: Request) -> None:
         jar = self.cookies
         if jar is not None and (not self._jar_check_empty or jar._cookies):
             ureq = urllib.request.Request(req.url)
@@ -403,7 +444,9 @@ class Client:
 
     def _after_hop(self, req: Request, resp: Response) -> Response:
         """What _send_one does with a hop's response: the jar learns its
-        cookies."""
+        cookies; then the response hooks."""
+        for hook in self._response_hooks:
+            hook(resp)
         jar = self.cookies
         if jar is not None and resp._x.has_header(b"set-cookie"):
             jar.extract_cookies(_JarResponse(resp.headers), urllib.request.Request(req.url))
@@ -571,7 +614,7 @@ class Client:
                auth: Any = _UNSET, timeout: Any = _UNSET,
                follow_redirects: Optional[bool] = None, stream: bool = False,
                cancel: Optional[_core.CancelToken] = None,
-               max_body_size: Optional[int] = None) -> "Future":
+               max_body_size: Optional[int] = None, cookies: Any = None) -> "Future":
         """Start a request and return at once: an ft.Future of its Response.
         The engine runs the exchange (no thread is started); redirects,
         cookies and retries follow the same rules as request(). The body is
@@ -580,7 +623,7 @@ class Client:
         A request body must be bytes, str, form data, JSON or a plain binary
         file: a streamed (iterator) body needs request()."""
         req, deadline = self._new_request(method, url, params, headers, content, data, files,
-                                          json, auth, timeout, max_body_size)
+                                          json, auth, timeout, max_body_size, cookies)
         return self._start_future(req, deadline, cancel, stream, follow_redirects)
 
     def _start_future(self, req: Request, deadline: Optional[int], cancel: Any, stream: bool,
@@ -662,6 +705,15 @@ class Client:
 
 
 _COLLECTOR_LOCK = threading.Lock()
+
+
+def _join_params(first: Any, then: Any) -> list:
+    """The client's params, then a request's (mappings or pairs)."""
+    out: list = []
+    for p in (first, then):
+        if p:
+            out.extend(p.items() if isinstance(p, dict) else p)
+    return out
 
 
 def _until_cancelled(items: Iterable[Any], cancel: _core.CancelToken) -> Iterator[Any]:

@@ -6,6 +6,7 @@ failed request may be retried."""
 from __future__ import annotations
 
 import os
+import ssl
 import time
 import weakref
 from dataclasses import dataclass, fields
@@ -141,14 +142,26 @@ def _should_retry(x: Any, req: Request, err: HTTPError) -> bool:
     return _is_replayable(req)
 
 
-def _tls_files(verify: Union[bool, str], cert: Any) -> dict:
+def _tls_files(verify: Union[bool, str], cert: Any, trust_env: bool = True) -> dict:
     """The native TLS settings for verify= and cert=.
 
-    verify=True uses the certifi bundle when certifi is installed, else the
-    system store (OpenSSL's default paths); a str names a CA bundle file or a
-    hashed directory; False turns verification off. cert is a PEM file holding
-    the client certificate (and its key), or a (cert, key) pair."""
+    verify=True uses, in order: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` from the
+    environment (unless trust_env is false), the certifi bundle when certifi
+    is installed, else the system store (OpenSSL's default paths); a str
+    names a CA bundle file or a hashed directory; False turns verification
+    off. An ``ssl.SSLContext`` is refused with TypeError: the TLS runs in the
+    native loops with OpenSSL's own context, which a Python context cannot
+    configure (pass its CA file as a path instead). cert is a PEM file
+    holding the client certificate (and its key), or a (cert, key) pair."""
+    if isinstance(verify, ssl.SSLContext):
+        raise TypeError("verify= takes True, False or a CA bundle path, not an ssl.SSLContext: "
+                        "the TLS runs in native code with its own OpenSSL context (pass the "
+                        "context's CA file or directory as a path)")
     out: dict = {"verify": bool(verify)}
+    if verify is True and trust_env:
+        env = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")
+        if env and os.path.exists(env):
+            verify = env
     if isinstance(verify, (str, os.PathLike)):
         path = os.fspath(verify)
         if not os.path.exists(path):
@@ -273,7 +286,10 @@ class Transport:
       no limit. Per request: ``max_body_size=``. Decoding is bounded by what
       is read whatever the limit: a streaming read of n bytes never makes a
       decoder hold much more than n (one zstd block, 128 KiB, at most).
-    - verify, cert, proxy: TLS and proxy settings.
+    - verify, cert, proxy: TLS and proxy settings (``_tls_files`` says what
+      verify takes; an ssl.SSLContext raises TypeError).
+    - trust_env: read SSL_CERT_FILE / SSL_CERT_DIR and the proxy variables
+      from the environment (default True).
     - proxy [Proxy]: a proxy URL for every request (Go's ProxyURL; no
       NO_PROXY), None for none; default: from the environment, read once per
       process (Go's ProxyFromEnvironment; see ``fasttransport.proxy``).
@@ -305,7 +321,8 @@ class Transport:
                  verify: Union[bool, str] = True,
                  cert: Any = None,
                  proxy: Any = _UNSET,
-                 max_body_size: Optional[int] = None) -> None:
+                 max_body_size: Optional[int] = None,
+                 trust_env: bool = True) -> None:
         if max_idle_conns_per_host is None:
             max_idle_conns_per_host = max_idle_conns if max_idle_conns > 0 else 100
         if io_threads < 1:
@@ -336,13 +353,15 @@ class Transport:
         self.cert = cert
         self.proxy = None if proxy is _UNSET else proxy
         self._proxy: Any = None          # ProxyConfig / FixedProxy, None: never a proxy
+        if proxy is _UNSET and not trust_env:
+            proxy = None
         if proxy is _UNSET:
             cfg = _proxy.environment_config()
             self._proxy = cfg if cfg.enabled else None
         elif proxy is not None:
             self._proxy = _proxy.FixedProxy(_proxy.parse_proxy_url(str(proxy)))
         self._routes: dict = {}          # URL key -> _ProxyRoute, or False for direct
-        tls = _tls_files(verify, cert)
+        tls = _tls_files(verify, cert, trust_env)
         self._core_kwargs = dict(
             max_idle_conns=max_idle_conns,
             max_idle_conns_per_host=max_idle_conns_per_host,
