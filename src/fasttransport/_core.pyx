@@ -4,6 +4,8 @@
 Everything that blocks runs with the GIL released: the caller's own thread
 runs its connection's write loop and read loop. Waits are cut
 into slices so that Ctrl-C (and cancellation) is noticed between them.
+``Exchange.submit`` hands an exchange to an engine instead (the batch and
+asyncio APIs); its reports arrive on a ``CompletionQueue``.
 
 C error codes become the public exception classes here, and only here
 (`_raise_for`).
