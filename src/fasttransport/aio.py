@@ -26,7 +26,7 @@ from . import _core
 from .batch import _Orphan, dispatch
 from .client import _UNSET, Client
 from .errors import BodyTooLarge, HTTPError
-from .models import _REDIRECTS, HeaderTypes, Request, Response
+from .models import _REDIRECTS, HeaderTypes, Request, Response, _Rechunk
 from .transport import _should_retry
 
 _READ_AHEAD = 256 << 10
@@ -248,16 +248,14 @@ async def aiter_body(resp: Response, chunk_size: Optional[int], *,
                      decode: bool) -> AsyncIterator[bytes]:
     """The body in pieces of chunk_size (None: as they come), decoded or raw."""
     if resp._content is not None:
-        c = resp._content
-        step = chunk_size or len(c) or 1
-        for i in range(0, len(c), step):
-            yield c[i:i + step]
+        for piece in _Rechunk.whole(resp._content, chunk_size):
+            yield piece
         return
     aio: Optional[AsyncClient] = resp._aio
     if aio is None:
         raise RuntimeError("async body reads need a response from ft.AsyncClient")
     dec = resp._decoder if decode else None
-    pending = b""
+    pieces = _Rechunk(chunk_size)
     while True:
         if dec is None:
             data = await aio._read_chunk(resp._x, chunk_size or _CHUNK)
@@ -278,15 +276,9 @@ async def aiter_body(resp: Response, chunk_size: Optional[int], *,
                     break
                 dec.push(raw)
                 continue
-        if chunk_size is None:
-            if data:
-                yield data
-            continue
-        pending += data
-        while len(pending) >= chunk_size:
-            yield pending[:chunk_size]
-            pending = pending[chunk_size:]
-    if pending:
-        yield pending
+        for piece in pieces.feed(data):
+            yield piece
+    for piece in pieces.feed(b"", final=True):
+        yield piece
     resp._closed = True
 

@@ -1056,6 +1056,36 @@ def _pick_decoder(x: Any, headers: "Headers", request: "Request",
     return cls(x.op, x.url)
 
 
+class _Rechunk:
+    """Cuts a body into pieces of chunk_size as its bytes come (None: as
+    they come, empty ones dropped); the last piece may be shorter."""
+
+    __slots__ = ("_size", "_pending")
+
+    def __init__(self, chunk_size: Optional[int]) -> None:
+        self._size = chunk_size
+        self._pending = b""
+
+    def feed(self, data: bytes, final: bool = False) -> List[bytes]:
+        size = self._size
+        if size is None:
+            return [data] if data else []
+        pending = self._pending + data if self._pending else data
+        out = [pending[i:i + size] for i in range(0, len(pending) - size + 1, size)]
+        pending = pending[len(out) * size:]
+        if final and pending:
+            out.append(pending)
+            pending = b""
+        self._pending = pending
+        return out
+
+    @staticmethod
+    def whole(content: bytes, chunk_size: Optional[int]) -> List[bytes]:
+        """A body already in memory, in pieces."""
+        step = chunk_size or len(content) or 1
+        return [content[i:i + step] for i in range(0, len(content), step)]
+
+
 class _Lines:
     """Splits a body into text lines as its bytes come (any of \\n, \\r\\n,
     \\r ends a line; the last line may lack one)."""
@@ -1231,26 +1261,15 @@ class Response:
 
     def iter_bytes(self, chunk_size: Optional[int] = None) -> Iterator[bytes]:
         if self._content is not None:
-            c = self._content
-            step = chunk_size or len(c) or 1
-            for i in range(0, len(c), step):
-                yield c[i:i + step]
+            yield from _Rechunk.whole(self._content, chunk_size)
             return
-        size = chunk_size or 65536
-        pending = b""
+        pieces = _Rechunk(chunk_size)
         while True:
-            data = self.read(size)
+            data = self.read(chunk_size or 65536)
             if not data:
                 break
-            if chunk_size is None:
-                yield data
-                continue
-            pending += data
-            while len(pending) >= chunk_size:
-                yield pending[:chunk_size]
-                pending = pending[chunk_size:]
-        if pending:
-            yield pending
+            yield from pieces.feed(data)
+        yield from pieces.feed(b"", final=True)
         self._closed = True
 
     def iter_lines(self) -> Iterator[str]:
