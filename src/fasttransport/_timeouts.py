@@ -124,6 +124,20 @@ class _Timer:
         self.token.cancel()
 
 
+def _exchange_timer(dog: _Watchdog, transport: Transport, key: str,
+                    upload: Optional["_Upload"]) -> _Timer:
+    """A timer for one exchange to ``key``: when its head times out, the
+    phase is "write" while a streamed upload is still being handed over,
+    else as _waiting_phase judges, else "read"."""
+
+    def classify() -> str:
+        if upload is not None and upload.active:
+            return "write"
+        return _waiting_phase(transport, key) or "read"
+
+    return _Timer(dog, classify)
+
+
 def _waiting_phase(transport: Transport, key: str) -> Optional[str]:
     """"connect" or "pool" when a request to ``key`` is waiting for a
     connection right now, else None (a heuristic: fasttransport does not say

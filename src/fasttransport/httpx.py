@@ -107,7 +107,7 @@ from typing import Any, AsyncIterator, Dict, Iterator, Optional
 
 import httpx
 
-from ._timeouts import _Timer, _Upload, _waiting_phase, _Watchdog
+from ._timeouts import _exchange_timer, _Timer, _Upload, _waiting_phase, _Watchdog
 from .errors import (
     Cancelled,
     ConnectError,
@@ -279,14 +279,8 @@ class HTTPTransport(httpx.BaseTransport):
         except InvalidRequest as exc:
             raise _map_error(exc, request, None, False) from exc
         if budget is not None or read_timeout is not None:
-            key = ft_request._u.key.decode("ascii")
-
-            def classify() -> str:
-                if upload is not None and upload.active:
-                    return "write"
-                return _waiting_phase(ft, key) or "read"
-
-            timer = _Timer(self._watchdog, classify)
+            timer = _exchange_timer(self._watchdog, ft, ft_request._u.key.decode("ascii"),
+                                    upload)
         if upload is not None:
             write = timeouts.get("write")
             if timer is not None and write is not None and read_timeout is not None:

@@ -126,7 +126,7 @@ from urllib3._collections import HTTPHeaderDict
 from urllib3.util import Timeout as Urllib3Timeout
 
 from . import errors as ft_errors
-from ._timeouts import _Timer, _Upload, _waiting_phase, _Watchdog
+from ._timeouts import _exchange_timer, _Timer, _Upload, _Watchdog
 from .models import _ON_REQUEST, Request, Response, _BodyStream, _Decoder, _GzipDecoder
 from .transport import Transport
 
@@ -496,14 +496,8 @@ class HTTPAdapter(BaseAdapter):
         except ft_errors.InvalidRequest as exc:
             raise _send_error(exc, request, None, proxy is not None) from exc
         if read is not None:
-            key = ft_request._u.key.decode("ascii")
-
-            def classify() -> str:
-                if upload is not None and upload.active:
-                    return "write"
-                return _waiting_phase(transport, key) or "read"
-
-            timer = _Timer(self._watchdog, classify)
+            timer = _exchange_timer(self._watchdog, transport,
+                                    ft_request._u.key.decode("ascii"), upload)
         if upload is not None:
             if timer is not None and read is not None:
                 upload.time_with(timer, 2 * read)
