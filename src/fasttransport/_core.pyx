@@ -411,18 +411,64 @@ cdef class CompletionQueue:
 
 
 @cython.final
+cdef class Plan:
+    """What one exchange of a request needs, worked out once by
+    Transport._plan and given to Exchange.start / Exchange.submit.
+
+    op, url: Go's capitalised method and the redacted URL (error texts);
+    key, host, port: the connection key and the address to dial (the proxy's
+    when there is one); head: the request head as sent; body: None, bytes, a
+    plain file (``pread_source``) or an iterable of bytes; is_head,
+    req_close, tls, expect_continue; chunked and length: the body's framing
+    (length -1: none declared); pump: a streamed body may block (pulled on
+    a helper thread); tunnel (CONNECT authority), tls_host, tunnel_auth:
+    https through an http proxy; max_body: the body limit (0 = none); gzip:
+    the transport asked for gzip (decode it); route: the proxy route or
+    False."""
+    cdef public str op, url
+    cdef public bytes key, host, head, tls_host, tunnel, tunnel_auth
+    cdef public int port
+    cdef public object body, route
+    cdef public bint is_head, req_close, tls, expect_continue, chunked, gzip, pump
+    cdef public Py_ssize_t length
+    cdef public unsigned long long max_body
+
+    def __init__(self, str op, str url, bytes key, bytes host, int port, bytes head, body,
+                 Py_ssize_t length, bint chunked, bint is_head, bint req_close, bint tls,
+                 bint expect_continue, bint gzip, bint pump, unsigned long long max_body,
+                 route=False):
+        self.op = op
+        self.url = url
+        self.key = key
+        self.host = host
+        self.port = port
+        self.head = head
+        self.body = body
+        self.length = length
+        self.chunked = chunked
+        self.is_head = is_head
+        self.req_close = req_close
+        self.tls = tls
+        self.expect_continue = expect_continue
+        self.gzip = gzip
+        self.pump = pump
+        self.max_body = max_body
+        self.route = route
+
+
+@cython.final
 @cython.no_gc_clear
 cdef class Exchange:
     """One request/response on the native core: the C state (ft_rt) plus the
     Python objects it borrows bytes from. Not for concurrent use."""
     cdef ft_rt rt
     cdef CoreTransport tr
-    cdef bytes _head, _key, _host
+    cdef Plan _plan
     cdef object _body
     cdef readonly str op, url
     cdef readonly object cancel
     cdef bint _busy, _close_pending
-    cdef object _stream, _tunnel, _pump
+    cdef object _stream, _pump
     cdef bint _chunked, _use_pump
     cdef Py_ssize_t _length, _sent
     # run by an engine (submit): the job, its queue, and the body it read
@@ -511,11 +557,7 @@ cdef class Exchange:
         cls = _EXC.get(code, _errors.TransportError)
         raise cls(f'{self.op} "{self.url}": {cause}', method=self.op.upper(), url=self.url)
 
-    def start(self, CoreTransport tr, str op, str url, bytes key, bytes host, int port,
-              bytes head, body, bint is_head, bint req_close, deadline_ns, cancel=None,
-              bint tls=False, bint expect_continue=False, bint chunked=False,
-              Py_ssize_t length=-1, bytes tls_host=None, bytes tunnel=None,
-              bytes tunnel_auth=None, bint pump=False, unsigned long long max_body=0):
+    def start(self, CoreTransport tr, Plan p, deadline_ns, cancel=None):
         """Send the request and read the response head (blocking, GIL
         released). Raises the documented exception on failure.
 
@@ -529,10 +571,7 @@ cdef class Exchange:
         The rest of the body keeps flowing during the body reads (full
         duplex)."""
         cdef int rc
-        self._setup(tr, op, url, key, host, port, head, body, is_head, req_close, deadline_ns,
-                    cancel, tls, expect_continue, chunked, length, tls_host, tunnel, tunnel_auth,
-                    pump)
-        self.rt.max_body = max_body
+        self._setup(tr, p, deadline_ns, cancel)
         self._enter()
         try:
             while True:
@@ -550,10 +589,9 @@ cdef class Exchange:
         finally:
             self._leave()
 
-    cdef int _setup(self, CoreTransport tr, str op, str url, bytes key, bytes host, int port,
-                    bytes head, body, bint is_head, bint req_close, deadline_ns, cancel,
-                    bint tls, bint expect_continue, bint chunked, Py_ssize_t length,
-                    bytes tls_host, bytes tunnel, bytes tunnel_auth, bint pump) except -1:
+    cdef int _setup(self, CoreTransport tr, Plan p, deadline_ns, cancel) except -1:
+        cdef str op = p.op, url = p.url
+        body = p.body
         if tr.t == NULL:
             raise _errors.TransportError(f'{op} "{url}": transport is closed',
                                          method=op.upper(), url=url)
@@ -565,14 +603,12 @@ cdef class Exchange:
         self.op = op
         self.url = url
         self.cancel = cancel
-        self._key = key
-        self._host = host
-        self._head = head
-        self.rt.key = key
-        self.rt.host = host
-        self.rt.port = port
-        self.rt.head = head
-        self.rt.head_len = len(head)
+        self._plan = p                 # rt borrows its bytes
+        self.rt.key = p.key
+        self.rt.host = p.host
+        self.rt.port = p.port
+        self.rt.head = p.head
+        self.rt.head_len = len(p.head)
         self._stream = None
         if isinstance(body, bytes):
             self._body = body
@@ -587,31 +623,28 @@ cdef class Exchange:
             self.rt.file_left = self.rt.file_len = flen
         elif body is not None:
             self._stream = iter(body)
-            self._use_pump = pump
-            self._chunked = chunked
-            self._length = length
+            self._use_pump = p.pump
+            self._chunked = p.chunked
+            self._length = p.length
             self._sent = 0
             self.rt.body_more = 1
-        self.rt.expect_continue = expect_continue
-        self.rt.is_head = is_head
-        self.rt.tls = tls
-        if tunnel is not None:
+        self.rt.expect_continue = p.expect_continue
+        self.rt.is_head = p.is_head
+        self.rt.tls = p.tls
+        if p.tunnel is not None:
             # https through an http proxy: dial host:port (the proxy), CONNECT
             # to `tunnel`, then TLS with tls_host
-            self._tunnel = (tls_host, tunnel, tunnel_auth)
-            self.rt.tls_host = tls_host
-            self.rt.tunnel = tunnel
-            if tunnel_auth is not None:
-                self.rt.tunnel_auth = tunnel_auth
-        self.rt.req_close = req_close
+            self.rt.tls_host = p.tls_host
+            self.rt.tunnel = p.tunnel
+            if p.tunnel_auth is not None:
+                self.rt.tunnel_auth = p.tunnel_auth
+        self.rt.req_close = p.req_close
         self.rt.deadline = 0 if deadline_ns is None else <int64_t>deadline_ns
+        self.rt.max_body = p.max_body
         return 0
 
-    def submit(self, CoreTransport tr, CompletionQueue cq, int mode, Py_ssize_t limit,
-               str op, str url, bytes key, bytes host, int port, bytes head, body,
-               bint is_head, bint req_close, deadline_ns, cancel=None, bint tls=False,
-               bint expect_continue=False, Py_ssize_t length=-1, bytes tls_host=None,
-               bytes tunnel=None, bytes tunnel_auth=None, unsigned long long max_body=0):
+    def submit(self, CoreTransport tr, CompletionQueue cq, int mode, Py_ssize_t limit, Plan p,
+               deadline_ns, cancel=None):
         """Hand the exchange to an engine and return at once (core.h, engine-
         run exchanges). ``mode``: FT_JOB_FULL (the body is read into memory),
         FT_JOB_HEAD (the caller reads the body, as after start()) or
@@ -619,16 +652,14 @@ cdef class Exchange:
         Reports arrive on ``cq``: CompletionQueue.take() returns this
         exchange, and ``in_flight`` is false after its last one. The body is
         bytes or a plain file (the engine never runs Python)."""
+        body = p.body
         if body is not None and not isinstance(body, bytes) and not hasattr(body, "pread_source"):
             raise TypeError("an engine-run request's body must be bytes or a plain binary file "
                             "(a streamed body needs a blocking call)")
-        self._setup(tr, op, url, key, host, port, head, body, is_head, req_close, deadline_ns,
-                    cancel, tls, expect_continue, False, length, tls_host, tunnel, tunnel_auth,
-                    False)
-        self.rt.max_body = max_body
+        self._setup(tr, p, deadline_ns, cancel)
         if cq.q == NULL:
-            raise _errors.TransportError(f'{op} "{url}": client is closed',
-                                         method=op.upper(), url=url)
+            raise _errors.TransportError(f'{p.op} "{p.url}": client is closed',
+                                         method=p.op.upper(), url=p.url)
         self.job = <ft_job *>PyMem_Malloc(sizeof(ft_job))
         if self.job == NULL:
             raise MemoryError()

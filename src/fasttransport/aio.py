@@ -180,7 +180,7 @@ class AsyncClient:
                 if isinstance(err, HTTPError) and _should_retry(x, req, err):
                     continue
                 raise tr._hop_error(err, plan) from None
-            resp = Response(x, req, gzip=plan[14], elapsed=time.perf_counter() - t0,
+            resp = Response(x, req, gzip=plan.gzip, elapsed=time.perf_counter() - t0,
                             stream=stream, transport=tr, decode=decode)
             resp._aio = self
             return c._after_hop(req, resp)

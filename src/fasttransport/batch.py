@@ -159,7 +159,7 @@ class Future:
             self._set(None, client.transport._hop_error(err, self._plan))
             return
         try:
-            resp = Response(x, self._req, gzip=self._plan[14],
+            resp = Response(x, self._req, gzip=self._plan.gzip,
                             elapsed=time.perf_counter() - self._t0, stream=self._stream,
                             transport=client.transport)
             resp = client._after_hop(self._req, resp)

@@ -402,36 +402,28 @@ class Transport:
     def _send(self, request: Request, deadline_ns: Optional[int], cancel: Any,
               stream: bool, decode: bool = True) -> Response:
         plan = self._plan(request)
-        (op, url, key, host, port, head, body, is_head, req_close, tls, expect, chunked,
-         length, tunnel, gzip, _) = plan
         while True:
             x = _core.Exchange()
             t0 = time.perf_counter()
             try:
-                x.start(self._core, op, url, key, host, port, head, body, is_head, req_close,
-                        deadline_ns, cancel, tls, expect, chunked, length, *tunnel,
-                        pump=request._one_shot, max_body=self._max_body(request))
+                x.start(self._core, plan, deadline_ns, cancel)
             except HTTPError as err:
                 if _should_retry(x, request, err):
                     continue   # (a one-shot body is never retried: the error stands, as in Go)
                 raise self._hop_error(err, plan) from None
-            return Response(x, request, gzip=gzip, elapsed=time.perf_counter() - t0,
+            return Response(x, request, gzip=plan.gzip, elapsed=time.perf_counter() - t0,
                             stream=stream, transport=self, decode=decode)
 
-    def _submit(self, request: Request, plan: tuple, deadline_ns: Optional[int], cancel: Any,
+    def _submit(self, request: Request, plan: Any, deadline_ns: Optional[int], cancel: Any,
                 cq: Any, mode: int, limit: int) -> Any:
         """Hand one exchange to an engine (Exchange.submit); its reports go
         to cq. Returns the exchange."""
-        (op, url, key, host, port, head, body, is_head, req_close, tls, expect, chunked,
-         length, tunnel, _, _) = plan
-        if chunked:
-            raise InvalidRequest(f'{op} "{url}": a streamed request body needs a blocking '
-                                 "call (submit, map and AsyncClient send bytes or a file)",
-                                 method=op.upper(), url=url)
+        if plan.chunked:
+            raise InvalidRequest(f'{plan.op} "{plan.url}": a streamed request body needs a '
+                                 "blocking call (submit, map and AsyncClient send bytes or a "
+                                 "file)", method=plan.op.upper(), url=plan.url)
         x = _core.Exchange()
-        x.submit(self._core, cq, mode, limit, op, url, key, host, port, head, body, is_head,
-                 req_close, deadline_ns, cancel, tls, expect, length, *tunnel,
-                 max_body=self._max_body(request))
+        x.submit(self._core, cq, mode, limit, plan, deadline_ns, cancel)
         return x
 
     def _max_body(self, request: Request) -> int:
@@ -446,15 +438,14 @@ class Transport:
         """The error an exchange of plan failed with, as the caller sees it:
         a proxy that could not be dialled says so (a CONNECT refusal keeps
         the proxy's own words, as in Go)."""
-        if (plan[15] and isinstance(err, (ConnectError, ConnectTimeout))
+        if (plan.route and isinstance(err, (ConnectError, ConnectTimeout))
                 and ": dial tcp " in str(err)):
-            return _proxyconnect(err, plan[0], plan[1])
+            return _proxyconnect(err, plan.op, plan.url)
         return err
 
-    def _plan(self, request: Request) -> tuple:
-        """What an exchange for request needs: (op, url, key, host, port,
-        head, body, is_head, req_close, tls, expect, chunked, length, tunnel,
-        gzip, route); ``tunnel`` is () or (tls_host, authority, auth)."""
+    def _plan(self, request: Request) -> Any:
+        """What an exchange for request needs (a _core.Plan, not changed once
+        an exchange has it)."""
         u = request._u
         method = request._method
         headers = request._headers
@@ -480,6 +471,7 @@ class Transport:
         key, host, port, tls = u.key, u.host_bytes, u.port, u.scheme == "https"
         target, hlist = u.target, headers._list
         route: Any = False
+        tunnel: Any = None
         if self._proxy is not None:
             route = self._routes.get(u.key)
             if route is None:
@@ -497,15 +489,21 @@ class Transport:
                     tls = False
                     if route.auth and "proxy-authorization" not in headers:
                         hlist = hlist + [("Proxy-Authorization", route.auth)]
+                else:
+                    tunnel = route
         head = _core.build_head(method, target, u.host_header, hlist, length,
                                 chunked, gzip, self.disable_keep_alives,
                                 DEFAULT_USER_AGENT)
-        tunnel: tuple = ()
-        if route and route.tunnel is not None:
-            tunnel = (u.host_bytes, route.tunnel,
-                      route.auth.encode("latin-1") if route.auth else None)
-        return (op, u.redacted, key, host, port, head, body, method == "HEAD", req_close, tls,
-                expect, chunked and not isinstance(body, bytes), length, tunnel, gzip, route)
+        p = _core.Plan(op, u.redacted, key, host, port, head, body, length,
+                       chunked and not isinstance(body, bytes), method == "HEAD", req_close,
+                       tls, expect, gzip, request._one_shot, self._max_body(request), route)
+        if tunnel is not None:
+            # https through an http proxy: CONNECT to the target, then TLS
+            p.tls_host = u.host_bytes
+            p.tunnel = tunnel.tunnel
+            if tunnel.auth:
+                p.tunnel_auth = tunnel.auth.encode("latin-1")
+        return p
 
     def _route(self, u: Any) -> Any:
         """How requests to u's (scheme, host, port) go: False (direct) or a
