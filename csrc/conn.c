@@ -269,6 +269,31 @@ static int write_pending(const ft_rt *rt)
     return rt->wstate <= WS_NEED;
 }
 
+/* ft.Timeout's read and write parts: when the exchange has stalled too
+ * long (0 = never). Writing counts while the write loop has bytes to send,
+ * reading otherwise. */
+static int64_t stall_at(const ft_rt *rt)
+{
+    if (writing(rt))
+        return rt->write_to ? rt->last_out + rt->write_to : 0;
+    return rt->read_to ? rt->last_in + rt->read_to : 0;
+}
+
+static int fail_stall(ft_transport *t, ft_rt *rt)
+{
+    if (writing(rt))
+        return fail(t, rt, FT_E_WRITE_TIMEOUT, "write timeout: nothing sent for %.3gs",
+                    (double)rt->write_to / 1e9);
+    return fail(t, rt, FT_E_READ_TIMEOUT, "read timeout: nothing received for %.3gs",
+                (double)rt->read_to / 1e9);
+}
+
+static void got_bytes(ft_rt *rt)
+{
+    if (rt->read_to)
+        rt->last_in = ft_now_ns();
+}
+
 int ft_rt_writing(const ft_rt *rt)
 {
     return rt->conn != NULL && write_pending(rt);
@@ -312,6 +337,8 @@ static int pieces(ft_rt *rt, struct iovec *iov)
 static void advance(ft_rt *rt, size_t w)
 {
     rt->nwritten += w;
+    if (rt->read_to | rt->write_to)
+        rt->last_in = rt->last_out = ft_now_ns();
     if (rt->wstate == WS_HEAD) {
         size_t h = rt->head_len - rt->head_off;
         size_t k = w < h ? w : h;
@@ -811,6 +838,7 @@ static int read_head_step(ft_transport *t, ft_rt *rt)
         if (n > 0) {
             c->wpos += (size_t)n;
             rt->got_response_bytes = 1;
+            got_bytes(rt);
             continue;
         }
         if (interrupted(t, rt))    /* the socket was shut down to wake us */
@@ -873,6 +901,9 @@ static int run_until_head(ft_transport *t, ft_rt *rt, int64_t slice_end)
                         "context deadline exceeded (Client.Timeout exceeded while awaiting headers)");
         if (rt->header_deadline && now >= rt->header_deadline)
             return fail(t, rt, FT_E_HEADER_TIMEOUT, "net/http: timeout awaiting response headers");
+        int64_t stall = stall_at(rt);
+        if (stall && now >= stall)
+            return fail_stall(t, rt);
         if (now >= slice_end)
             return FT_R_AGAIN;
         int64_t until = slice_end;
@@ -880,6 +911,8 @@ static int run_until_head(ft_transport *t, ft_rt *rt, int64_t slice_end)
             until = rt->deadline;
         if (rt->header_deadline && rt->header_deadline < until)
             until = rt->header_deadline;
+        if (stall && stall < until)
+            until = stall;
         if (rt->wstate == WS_WAIT100 && rt->continue_deadline < until)
             until = rt->continue_deadline;
         int body_ready = 0;
@@ -899,6 +932,8 @@ static int start_exchange(ft_transport *t, ft_rt *rt, ft_conn *c)
     rt->conn = c;
     rt->conn_reused = c->reused;
     rt->phase = RS_HEAD;
+    if (rt->read_to | rt->write_to)
+        rt->last_in = rt->last_out = ft_now_ns();
     rt->wl_live = 1;
     __atomic_fetch_add(&t->write_loops, 1, __ATOMIC_RELAXED);
     /* from here ft_rt_interrupt can wake us through the socket */
@@ -925,6 +960,37 @@ static int fail_wait_timeout(ft_transport *t, ft_rt *rt)
                 rt->key, t->cfg.max_conns_per_host);
 }
 
+/* ft.Timeout's connect and pool parts while waiting for a connection: the
+ * one that applies now (our dial in flight: connect; else a free slot:
+ * pool), 0 = none. A part that no longer applies is dropped, so that it
+ * never wakes the wait again. */
+static int64_t phase_deadline(ft_transport *t, ft_rt *rt, int64_t now)
+{
+    if (!rt->conn_deadline && !rt->pool_deadline)
+        return 0;
+    pthread_mutex_lock(&t->mu);
+    int own_dial = rt->want.dial != NULL;
+    pthread_mutex_unlock(&t->mu);
+    if (own_dial) {
+        if (rt->pool_deadline && now >= rt->pool_deadline)
+            rt->pool_deadline = 0;
+        return rt->conn_deadline;
+    }
+    if (rt->conn_deadline && now >= rt->conn_deadline)
+        rt->conn_deadline = 0;
+    return rt->pool_deadline;
+}
+
+static int fail_phase_timeout(ft_transport *t, ft_rt *rt, int64_t at)
+{
+    if (at == rt->conn_deadline)
+        return fail(t, rt, FT_E_CONNECT_TIMEOUT, "dial tcp %s:%d: i/o timeout (connect timeout %.3gs)",
+                    rt->host, rt->port, (double)rt->connect_to / 1e9);
+    return fail(t, rt, FT_E_POOL_TIMEOUT,
+                "timed out waiting for a connection to %s (max_conns_per_host=%d, pool timeout %.3gs)",
+                rt->key, t->cfg.max_conns_per_host, (double)rt->pool_to / 1e9);
+}
+
 /* The host's addresses are in rt->want: a connection now (an idle one
  * after all), or wait for one (PH_WAIT; our dial starts). 0, or FT_R_FAIL
  * (rt failed). */
@@ -936,6 +1002,8 @@ static int queue_for_conn(ft_transport *t, ft_rt *rt)
         return fail(t, rt, FT_E_CLOSED, "transport is closed");
     if (q == 0) {
         rt->phase = PH_WAIT;
+        if (rt->pool_to)
+            rt->pool_deadline = ft_now_ns() + rt->pool_to;
         return 0;
     }
     return start_exchange(t, rt, c);
@@ -958,6 +1026,10 @@ int ft_rt_wait_events(const ft_rt *rt, int64_t *wake)
     int ev = 0;
     if (rt->phase == PH_RESOLVE)
         SOONER(rt->dns_deadline);
+    if (rt->phase == PH_WAIT) {
+        SOONER(rt->conn_deadline);
+        SOONER(rt->pool_deadline);
+    }
     if (rt->conn) {
         if (rt->phase == RS_HEAD || rt->phase == RS_BODY)
             ev |= 1;
@@ -968,6 +1040,8 @@ int ft_rt_wait_events(const ft_rt *rt, int64_t *wake)
             SOONER(rt->continue_deadline);
         if (rt->phase == RS_SETTLE)
             SOONER(rt->settle_until);
+        if (rt->phase == RS_HEAD || rt->phase == RS_BODY)
+            SOONER(stall_at(rt));
     }
 #undef SOONER
     *wake = w;
@@ -993,6 +1067,8 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
                 rt->want.tunnel = rt->tunnel;
                 rt->want.tunnel_auth = rt->tunnel_auth;
                 rt->want.job = rt->job;
+                if (rt->connect_to)
+                    rt->conn_deadline = ft_now_ns() + rt->connect_to;
                 if (!ft_host_is_numeric(rt->host)) {
                     rt->dns = ft_dns_start(rt->host, rt->port,
                                            rt->job ? ft_job_wake : NULL, rt->job);
@@ -1000,6 +1076,9 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
                         rt->phase = PH_RESOLVE;
                         rt->dns_deadline = t->cfg.dial_timeout > 0
                                                ? ft_now_ns() + t->cfg.dial_timeout : 0;
+                        if (rt->conn_deadline && (!rt->dns_deadline
+                                                  || rt->conn_deadline < rt->dns_deadline))
+                            rt->dns_deadline = rt->conn_deadline;
                         break;
                     }
                 }
@@ -1048,11 +1127,18 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
             int64_t until = slice_end;
             if (rt->deadline && rt->deadline < until)
                 until = rt->deadline;
+            int64_t part = phase_deadline(t, rt, ft_now_ns());
+            if (part && part < until)
+                until = part;
             if (rt->nowait ? !want_done(t, &rt->want) : !ft_pool_wait(t, &rt->want, until)) {
                 if (interrupted(t, rt))
                     return FT_R_FAIL;
-                if (rt->deadline && ft_now_ns() >= rt->deadline)
+                int64_t now = ft_now_ns();
+                if (rt->deadline && now >= rt->deadline)
                     return fail_wait_timeout(t, rt);
+                part = phase_deadline(t, rt, now);
+                if (part && now >= part)
+                    return fail_phase_timeout(t, rt, part);
                 return FT_R_AGAIN;
             }
             ft_conn *c = rt->want.conn;
@@ -1114,11 +1200,16 @@ static int body_wait(ft_transport *t, ft_rt *rt, int64_t slice_end)
         if (w != 0)
             return w;
     }
+    int64_t stall = stall_at(rt);
+    if (stall && now >= stall)
+        return fail_stall(t, rt);
     if (now >= slice_end)
         return FT_R_AGAIN;
     int64_t until = slice_end;
     if (rt->deadline && rt->deadline < until)
         until = rt->deadline;
+    if (stall && stall < until)
+        until = stall;
     int body_ready = 0;
     if (wait_io(t, rt, 1, until, &body_ready) == FT_R_FAIL)
         return FT_R_FAIL;
@@ -1130,6 +1221,8 @@ static ssize_t body_recv(ft_transport *t, ft_rt *rt, char *dst, size_t n)
 {
     char ebuf[160];
     ssize_t r = ft_conn_recv(rt->conn, dst, n, ebuf, sizeof ebuf);
+    if (r > 0)
+        got_bytes(rt);
     if (r >= 0)
         return r;
     if (errno == EAGAIN)

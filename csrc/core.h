@@ -112,6 +112,7 @@ enum {
     FT_E_TLS,              /* handshake or certificate failure */
     FT_E_BODY,             /* the request body's source failed or lied about its length */
     FT_E_TOO_LARGE,        /* the response body is longer than max_body */
+    FT_E_WRITE_TIMEOUT,    /* write_to: nothing sent for that long */
 };
 
 /* Connection states (ft_conn.state). */
@@ -226,6 +227,13 @@ typedef struct ft_rt {
     const char *tunnel_auth;   /* Proxy-Authorization for the CONNECT */
     int req_close;             /* request carries Connection: close */
     int64_t deadline;          /* absolute ns for the whole exchange, 0 = none */
+    /* ft.Timeout's parts for this exchange, ns, 0 = none:
+     * connect_to: the host's lookup and our dial of a new connection;
+     * pool_to: waiting for a slot under max_conns_per_host;
+     * read_to: nothing received for that long while nothing is to be sent
+     *   (a byte sent restarts this clock too);
+     * write_to: nothing sent for that long while bytes are to be sent. */
+    int64_t connect_to, pool_to, read_to, write_to;
     uint64_t max_body;         /* most body bytes read before it fails, 0 = no limit */
     struct ft_dns *dns;        /* the host's lookup in flight (PH_RESOLVE) */
     int64_t dns_deadline;      /* dial_timeout for it, 0 = none */
@@ -258,6 +266,9 @@ typedef struct ft_rt {
     int64_t continue_deadline; /* waiting for 100 Continue until then */
     int64_t settle_until;      /* response complete: the write may finish until then */
     int64_t header_deadline;
+    int64_t conn_deadline;     /* connect_to from PH_START, 0 = none (or no longer ours) */
+    int64_t pool_deadline;     /* pool_to from PH_WAIT, 0 = none (or no longer ours) */
+    int64_t last_in, last_out; /* read_to / write_to: the last progress */
     size_t head_budget_used, scan;
     int status_line_ok;        /* the current head's first line was checked */
 

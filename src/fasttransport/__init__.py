@@ -29,12 +29,15 @@ from .errors import (
     TooManyRedirects,
     TransportError,
     UnrewindableBodyError,
+    WriteTimeout,
 )
 from .models import Headers, Request, Response, ResponseBody
+from .options import Limits, Retry, Timeout
 from .transport import Transport, TransportStats, __version__
 
 __all__ = [
     "AsyncClient", "CancelToken", "Client", "Future", "as_completed", "Headers", "Request",
+    "Timeout", "Retry", "Limits", "WriteTimeout",
     "Response", "ResponseBody", "Transport",
     "TransportStats", "request", "get", "head", "post", "put", "patch", "delete", "options",
     "HTTPError", "TransportError", "ConnectError", "TLSError", "RemoteProtocolError",

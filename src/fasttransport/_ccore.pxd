@@ -56,6 +56,7 @@ cdef extern from "core.h" nogil:
         FT_E_TLS
         FT_E_BODY
         FT_E_TOO_LARGE
+        FT_E_WRITE_TIMEOUT
 
     ctypedef struct ft_transport:
         pass
@@ -77,6 +78,7 @@ cdef extern from "core.h" nogil:
         const char *tunnel_auth
         int req_close
         int64_t deadline
+        int64_t connect_to, pool_to, read_to, write_to
         uint64_t max_body
         int body_fd
         int body_file

@@ -84,6 +84,7 @@ cdef dict _EXC = {
     FT_E_TLS: _errors.TLSError,
     FT_E_BODY: _errors.TransportError,
     FT_E_TOO_LARGE: _errors.BodyTooLarge,
+    FT_E_WRITE_TIMEOUT: _errors.WriteTimeout,
 }
 
 
@@ -424,7 +425,8 @@ cdef class Plan:
     a helper thread); tunnel (CONNECT authority), tls_host, tunnel_auth:
     https through an http proxy; max_body: the body limit (0 = none); gzip:
     the transport asked for gzip (decode it); route: the proxy route or
-    False."""
+    False; connect_ns, pool_ns, read_ns, write_ns: ft.Timeout's parts (0 =
+    none; core.h, ft_rt.connect_to)."""
     cdef public str op, url
     cdef public bytes key, host, head, tls_host, tunnel, tunnel_auth
     cdef public int port
@@ -432,6 +434,7 @@ cdef class Plan:
     cdef public bint is_head, req_close, tls, expect_continue, chunked, gzip, pump
     cdef public Py_ssize_t length
     cdef public unsigned long long max_body
+    cdef public int64_t connect_ns, pool_ns, read_ns, write_ns
 
     def __init__(self, str op, str url, bytes key, bytes host, int port, bytes head, body,
                  Py_ssize_t length, bint chunked, bint is_head, bint req_close, bint tls,
@@ -641,6 +644,10 @@ cdef class Exchange:
         self.rt.req_close = p.req_close
         self.rt.deadline = 0 if deadline_ns is None else <int64_t>deadline_ns
         self.rt.max_body = p.max_body
+        self.rt.connect_to = p.connect_ns
+        self.rt.pool_to = p.pool_ns
+        self.rt.read_to = p.read_ns
+        self.rt.write_to = p.write_ns
         return 0
 
     def submit(self, CoreTransport tr, CompletionQueue cq, int mode, Py_ssize_t limit, Plan p,
@@ -875,6 +882,11 @@ cdef class Exchange:
     @property
     def has_body(self):
         return self.rt.framing.kind != FT_BODY_NONE
+
+    @property
+    def sent_head(self):
+        """The request head as it went on the wire (bytes)."""
+        return self._plan.head if self._plan is not None else b""
 
     def header_pairs(self):
         """Every header (name, value) in wire order, names canonicalised."""

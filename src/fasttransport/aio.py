@@ -23,9 +23,9 @@ import time
 from typing import Any, AsyncIterator, Optional
 
 from . import _core
-from .batch import _Orphan, dispatch
+from .batch import _cancelled, _Orphan, dispatch
 from .client import _UNSET, Client
-from .errors import BodyTooLarge, HTTPError
+from .errors import BodyTooLarge, ConnectError, ConnectTimeout, HTTPError
 from .models import _REDIRECTS, HeaderTypes, Request, Response, _Rechunk
 from .transport import _should_retry
 
@@ -161,6 +161,33 @@ class AsyncClient:
 
     async def _hop(self, req: Request, deadline: Optional[int], cancel: Any,
                    stream: bool, decode: bool = True) -> Response:
+        """One hop, sent again as the client's Retry says (Client._send_one)."""
+        c = self._c
+        if c.retries is None:
+            return await self._hop_once(req, deadline, cancel, stream, decode)
+        headers = req.headers
+        done = 0
+        while True:
+            try:
+                resp = await self._hop_once(req, deadline, cancel, stream, decode)
+            except (ConnectError, ConnectTimeout) as err:
+                wait = c._retry_wait(req, done, deadline, err=err)
+                if wait is None:
+                    raise
+            else:
+                wait = c._retry_wait(req, done, deadline, resp=resp)
+                if wait is None:
+                    resp.retries = done
+                    return resp
+                await resp.aclose()
+            await asyncio.sleep(wait)
+            if cancel is not None and cancel.cancelled:
+                raise _cancelled(req)
+            done += 1
+            req.headers = headers        # the jar's cookies are added again
+
+    async def _hop_once(self, req: Request, deadline: Optional[int], cancel: Any,
+                        stream: bool, decode: bool = True) -> Response:
         """One exchange, retried on another connection where Go would;
         ``decode=False``: the body as it came on the wire."""
         c = self._c

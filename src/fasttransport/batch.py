@@ -12,6 +12,7 @@ and looks at signals (Ctrl-C) every 50 ms.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 from . import _core
-from .errors import HTTPError, TimeoutError
+from .errors import ConnectError, ConnectTimeout, HTTPError, TimeoutError
 from .models import _REDIRECTS, Request, Response
 from .transport import _should_retry
 
@@ -46,7 +47,7 @@ class _Collector:
     """A client's completion queue and the lock that makes one thread at a
     time the collector; the others wait for it (Condition)."""
 
-    __slots__ = ("cq", "lock", "cond", "collecting", "generation")
+    __slots__ = ("cq", "lock", "cond", "collecting", "generation", "timers", "_seq")
 
     def __init__(self) -> None:
         self.generation = _core.fork_generation()   # a forked child makes its own
@@ -54,6 +55,28 @@ class _Collector:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.collecting = False
+        self.timers: List[Tuple[float, int, Callable[[], None]]] = []   # a heap
+        self._seq = 0
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run fn() in the collecting thread once delay seconds have passed
+        (a retry's backoff), within a wait slice (50 ms) of it."""
+        with self.lock:
+            self._seq += 1
+            heapq.heappush(self.timers, (time.monotonic() + delay, self._seq, fn))
+
+    def _collect(self) -> int:
+        """Hand out every report, then run the timers that are due (the
+        collecting thread)."""
+        n = dispatch(self.cq)
+        timers = self.timers
+        while timers and timers[0][0] <= time.monotonic():
+            with self.lock:
+                fn = heapq.heappop(timers)[2] if timers else None
+            if fn is not None:
+                fn()
+                n += 1
+        return n
 
     def poll(self) -> None:
         """Take what is there without waiting, unless another thread collects."""
@@ -62,7 +85,7 @@ class _Collector:
                 return
             self.collecting = True
         try:
-            dispatch(self.cq)
+            self._collect()
         finally:
             with self.lock:
                 self.collecting = False
@@ -82,9 +105,9 @@ class _Collector:
                     continue
                 self.collecting = True
             try:
-                if not dispatch(self.cq) and not done():
+                if not self._collect() and not done():
                     self.cq.wait(slice_)     # GIL released; Ctrl-C seen after it
-                    dispatch(self.cq)
+                    self._collect()
             finally:
                 with self.lock:
                     self.collecting = False
@@ -103,7 +126,7 @@ class Future:
 
     __slots__ = ("_client", "_col", "_req", "_orig_headers", "_deadline", "_cancel", "_stream",
                  "_follow", "_plan", "_x", "_t0", "_steps", "_history", "_state", "_result",
-                 "_exc", "_callbacks", "request", "__weakref__")
+                 "_exc", "_callbacks", "request", "_tries", "_hop_headers", "__weakref__")
 
     def __init__(self, client: Any, req: Request, deadline: Optional[int], cancel: Any,
                  stream: bool, follow: bool) -> None:
@@ -125,10 +148,13 @@ class Future:
 
     # ---- the engine's side ---------------------------------------------------
 
-    def _send(self, req: Request) -> None:
-        """Submit one hop; a refusal before anything is sent ends the future."""
+    def _send(self, req: Request, tries: int = 0) -> None:
+        """Submit one hop (``tries``: its retries so far); a refusal before
+        anything is sent ends the future."""
         client = self._client
         self._req = req
+        self._tries = tries
+        self._hop_headers = req.headers
         try:
             client._before_hop(req)
             tr = client.transport
@@ -144,6 +170,25 @@ class Future:
         self._x = x
         self._state = _RUNNING
 
+    def _resend(self, tries: int) -> None:
+        """The current hop once more, as it was before the client added to it."""
+        self._req.headers = self._hop_headers
+        self._send(self._req, tries)
+
+    def _retry_later(self, wait: float) -> None:
+        """The client's Retry: the current hop again after wait seconds."""
+        self._x = None
+
+        def again() -> None:
+            if self._state != _RUNNING:
+                return                   # cancelled meanwhile
+            if self._cancel is not None and self._cancel.cancelled:
+                self._set(None, _cancelled(self._req))
+                return
+            self._resend(self._tries + 1)
+
+        self._col.call_later(wait, again)
+
     def _report(self, x: Any) -> None:
         """The engine is done with the current hop (collector thread)."""
         if x.in_flight or self._state != _RUNNING or x is not self._x:
@@ -152,17 +197,30 @@ class Future:
         err = x.error()
         if err is not None:
             if isinstance(err, HTTPError) and _should_retry(x, self._req, err):
-                self._send(self._req)    # another connection (Go's retry rules)
+                self._resend(self._tries)    # another connection (Go's retry rules)
                 return
+            err = client.transport._hop_error(err, self._plan)
+            if client.retries is not None and isinstance(err, (ConnectError, ConnectTimeout)):
+                wait = client._retry_wait(self._req, self._tries, self._deadline, err=err)
+                if wait is not None:
+                    self._retry_later(wait)
+                    return
             if self._steps is not None:
                 self._steps.close()
-            self._set(None, client.transport._hop_error(err, self._plan))
+            self._set(None, err)
             return
         try:
             resp = Response(x, self._req, gzip=self._plan.gzip,
                             elapsed=time.perf_counter() - self._t0, stream=self._stream,
                             transport=client.transport)
             resp = client._after_hop(self._req, resp)
+            if client.retries is not None:
+                wait = client._retry_wait(self._req, self._tries, self._deadline, resp=resp)
+                if wait is not None:
+                    resp.close()
+                    self._retry_later(wait)
+                    return
+                resp.retries = self._tries
             nxt = None
             if self._steps is not None:
                 nxt = self._steps.send(resp)

@@ -9,13 +9,16 @@ import contextlib
 import http.cookiejar
 import re
 import threading
+import time
 import urllib.request
 from typing import Any, Generator, Iterable, Iterator, List, Optional, Tuple, Union
 from urllib.parse import quote, unquote, urljoin
 
 from . import _core
-from .batch import Future, _Collector, run_map
+from .batch import Future, _cancelled, _Collector, run_map
 from .errors import (
+    ConnectError,
+    ConnectTimeout,
     HTTPError,
     InvalidRequest,
     RemoteProtocolError,
@@ -33,6 +36,7 @@ from .models import (
     _parse_url,
     _urlsplit_uncached,
 )
+from .options import Limits, Retry, as_retry, split_timeout
 from .transport import Transport
 
 __all__ = ["Client", "request", "get", "head", "post", "put", "patch", "delete", "options"]
@@ -254,7 +258,8 @@ class Client:
 
     - transport: a Transport; default: a new one owned (and closed) by the client.
     - timeout: seconds for the whole exchange including every redirect and the
-      body (Go's Client.Timeout); None = no limit. Per request: ``timeout=``.
+      body (Go's Client.Timeout); None = no limit; or an ft.Timeout with
+      separate connect, read, write and pool parts. Per request: ``timeout=``.
     - follow_redirects / max_redirects: redirect policy (default: follow; at
       most 10 requests per call, Go's default CheckRedirect). Per request:
       ``follow_redirects=``.
@@ -273,8 +278,12 @@ class Client:
     - event_hooks: ``{"request": [fn], "response": [fn]}``: fn(request)
       before each hop is sent, fn(response) after each hop's head (redirects
       included), as in httpx; plain callables, also for AsyncClient.
-    - verify, cert, proxy, trust_env: given to the Transport the client
-      creates (see Transport); not with ``transport=``.
+    - verify, cert, proxy, trust_env, limits (an ft.Limits: the pool's
+      sizes): given to the Transport the client creates (see Transport);
+      not with ``transport=``.
+    - retries: an ft.Retry (backoff, statuses, Retry-After), or an int:
+      that many retries of connection failures only. Only replayable
+      requests are retried (see Retry); ``Response.retries`` counts them.
     - strict_redirects: stricter than Go (and as curl and browsers are):
       ``Authorization``, ``Proxy-Authorization`` and a caller-set ``Cookie``
       (Go's sensitive headers) are dropped once a redirect goes to another
@@ -288,20 +297,26 @@ class Client:
     """
 
     def __init__(self, *, transport: Optional[Transport] = None,
-                 timeout: Optional[float] = None, follow_redirects: bool = True,
+                 timeout: Any = None, follow_redirects: bool = True,
                  max_redirects: int = 10, cookies: Any = None,
                  headers: HeaderTypes = None, auth: Optional[Tuple[Any, Any]] = None,
                  strict_redirects: bool = False, base_url: Optional[str] = None,
                  params: Any = None, event_hooks: Optional[dict] = None,
                  verify: Any = _UNSET, cert: Any = _UNSET, proxy: Any = _UNSET,
-                 trust_env: Any = _UNSET) -> None:
+                 trust_env: Any = _UNSET, retries: Any = None,
+                 limits: Optional[Limits] = None) -> None:
         self.headers = Headers(headers)
         _check_headers(self.headers._list)
         tkw = {k: v for k, v in (("verify", verify), ("cert", cert), ("proxy", proxy),
                                  ("trust_env", trust_env)) if v is not _UNSET}
+        if limits is not None:
+            if not isinstance(limits, Limits):
+                raise TypeError(f"limits must be an ft.Limits, not {limits!r}")
+            tkw.update(limits._kwargs())
         if transport is not None and tkw:
             raise TypeError(f"{', '.join(tkw)}: give them to the Transport when passing "
                             "transport=")
+        self.retries: Optional[Retry] = as_retry(retries)
         self._own_transport = transport is None
         self.transport = transport if transport is not None else Transport(**tkw)
         self.base_url = base_url.rstrip("/") + "/" if base_url else None
@@ -313,6 +328,7 @@ class Client:
                              "use 'request' and 'response'")
         self._request_hooks = list(hooks.get("request", ()))
         self._response_hooks = list(hooks.get("response", ()))
+        split_timeout(timeout)           # checked now, not at the first request
         self.timeout = timeout
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
@@ -397,7 +413,11 @@ class Client:
             timeout = self.timeout
         deadline = None
         if timeout is not None:
-            deadline = _core.monotonic_ns() + int(float(timeout) * 1e9)
+            total, parts = split_timeout(timeout)
+            if total is not None:
+                deadline = _core.monotonic_ns() + int(total * 1e9)
+            if parts is not None:
+                req.extensions["timeout"] = parts
         return req, deadline
 
     def _send_one(self, req: Request, deadline: Optional[int], cancel: Any) -> Response:
@@ -407,9 +427,46 @@ class Client:
         The caller's Headers object is never changed: ``req.headers`` is
         replaced by a copy when something is added. Raises InvalidRequest if
         the jar produces a Cookie value that could not be sent (nothing is
-        sent then)."""
-        self._before_hop(req)
-        return self._after_hop(req, self.transport._send(req, deadline, cancel, True))
+        sent then). With ``retries``, the hop is sent again as the policy
+        says (_retry_wait)."""
+        if self.retries is None:
+            self._before_hop(req)
+            return self._after_hop(req, self.transport._send(req, deadline, cancel, True))
+        headers = req.headers
+        done = 0
+        while True:
+            self._before_hop(req)
+            try:
+                resp = self._after_hop(req, self.transport._send(req, deadline, cancel, True))
+            except (ConnectError, ConnectTimeout) as err:
+                wait = self._retry_wait(req, done, deadline, err=err)
+                if wait is None:
+                    raise
+            else:
+                wait = self._retry_wait(req, done, deadline, resp=resp)
+                if wait is None:
+                    resp.retries = done
+                    return resp
+                resp.close()
+            _pause(req, wait, cancel)
+            done += 1
+            req.headers = headers        # the jar's cookies are added again
+
+    def _retry_wait(self, req: Request, done: int, deadline: Optional[int], *,
+                    resp: Optional[Response] = None,
+                    err: Optional[BaseException] = None) -> Optional[float]:
+        """Seconds to wait before sending req again after ``done`` retries
+        (the client's Retry), or None: not again (no retries left, not
+        replayable, not a failure it retries, or the wait would end past
+        the call's total timeout)."""
+        retry = self.retries
+        if retry is None:
+            return None
+        wait = retry._wait_for(req, done, resp, err)
+        if wait is not None and deadline is not None and \
+                _core.monotonic_ns() + int(wait * 1e9) >= deadline:
+            return None
+        return wait
 
     def _before_hop(self, req: Request) -> None:
         """What _send_one adds to a hop's request before it is sent; then
@@ -705,6 +762,18 @@ class Client:
 
 
 _COLLECTOR_LOCK = threading.Lock()
+
+
+def _pause(req: Request, seconds: float, cancel: Any) -> None:
+    """Sleep before a retry; a CancelToken ends the wait with ft.Cancelled."""
+    end = time.monotonic() + seconds
+    while True:
+        if cancel is not None and cancel.cancelled:
+            raise _cancelled(req)
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))
 
 
 def _join_params(first: Any, then: Any) -> list:

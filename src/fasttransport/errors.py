@@ -21,6 +21,7 @@ __all__ = [
     "ResponseHeaderTimeout",
     "ReadTimeout",
     "PoolTimeout",
+    "WriteTimeout",
     "Cancelled",
     "TooManyRedirects",
     "UnrewindableBodyError",
@@ -68,7 +69,8 @@ class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - API n
 
 
 class ConnectTimeout(TimeoutError):
-    """dial_timeout (or the total timeout) passed while connecting."""
+    """dial_timeout, the connect part of an ft.Timeout (or the total
+    timeout) passed while looking the host up or connecting."""
 
 
 class ResponseHeaderTimeout(TimeoutError):
@@ -76,11 +78,17 @@ class ResponseHeaderTimeout(TimeoutError):
 
 
 class ReadTimeout(TimeoutError):
-    """The total timeout passed while awaiting headers or reading the body."""
+    """The total timeout passed while awaiting headers or reading the body,
+    or nothing was received for the read part of an ft.Timeout."""
+
+
+class WriteTimeout(TimeoutError):
+    """Nothing could be sent for the write part of an ft.Timeout."""
 
 
 class PoolTimeout(TimeoutError):
-    """The timeout passed while waiting for a connection slot (max_conns_per_host)."""
+    """The timeout (total, or the pool part of an ft.Timeout) passed while
+    waiting for a connection slot (max_conns_per_host)."""
 
 
 class Cancelled(TransportError):

@@ -661,6 +661,19 @@ class Request:
         _check_headers(h._list)
         self._headers = h
 
+    def _as_sent(self, head: bytes) -> "Request":
+        """A copy whose headers are those of ``head``, the request head as
+        sent (the request itself when there is none)."""
+        if not head:
+            return self
+        sent = Request.__new__(Request)
+        for name in Request.__slots__:
+            setattr(sent, name, getattr(self, name))
+        lines = head.decode("latin-1").split("\r\n")[1:]
+        sent._headers = Headers._from_pairs(
+            [(k, v) for k, _, v in (line.partition(": ") for line in lines if line)])
+        return sent
+
     def __repr__(self) -> str:
         return f"<Request [{self.method} {self._u.redacted}]>"
 
@@ -1115,10 +1128,10 @@ class Response:
     reading it to EOF returns the connection to the pool, close() before EOF
     drains a small remainder or closes the connection."""
 
-    __slots__ = ("status_code", "reason", "http_version", "request", "url", "history",
+    __slots__ = ("status_code", "reason", "http_version", "_request", "_sent", "url", "history",
                  "_x", "_headers", "_trailers", "_content", "_closed", "_stream",
                  "_decoder", "_elapsed", "_body", "_transport", "_rlock", "_aio",
-                 "_encoding", "__weakref__")
+                 "_encoding", "retries", "__weakref__")
 
     def __init__(self, x: Any, request: Request, *, gzip: bool, elapsed: float,
                  stream: bool, transport: Any = None, decode: bool = True) -> None:
@@ -1126,7 +1139,8 @@ class Response:
         self.status_code: int = x.status
         self.reason: str = x.reason
         self.http_version: str = x.http_version
-        self.request = request
+        self._request = request
+        self._sent: Optional[Request] = None
         self.url: str = request.url
         self.history: List[Response] = []
         self._headers: Optional[Headers] = None
@@ -1139,6 +1153,8 @@ class Response:
         self._transport = transport
         self._aio: Any = None          # the AsyncClient whose engine reads it ahead
         self._encoding: Optional[str] = None
+        #: How many times the client's Retry sent this hop again.
+        self.retries = 0
         self._decoder: Optional[_Decoder] = None
         if (decode and x.has_body and x.content_length != 0
                 and x.has_header(b"content-encoding")):
@@ -1156,6 +1172,21 @@ class Response:
                     del self._headers["Content-Length"]
 
     # ---- head ---------------------------------------------------------
+
+    @property
+    def request(self) -> Request:
+        """The request this response answers, as it was sent: its headers
+        are the head that went on the wire (Host, User-Agent,
+        Content-Length, Accept-Encoding, cookies from the jar, ...)."""
+        sent = self._sent
+        if sent is None:
+            sent = self._sent = self._request._as_sent(self._x.sent_head)
+        return sent
+
+    @request.setter
+    def request(self, request: Request) -> None:
+        self._request = request
+        self._sent = request
 
     @property
     def headers(self) -> Headers:
@@ -1196,7 +1227,7 @@ class Response:
             kind = "Client error" if self.status_code < 500 else "Server error"
             raise HTTPStatusError(
                 f"{kind} '{self.status_code} {self.reason}' for url '{self._x.url}'",
-                response=self, method=self.request.method, url=self._x.url)
+                response=self, method=self._request.method, url=self._x.url)
         return self
 
     # ---- body ---------------------------------------------------------
@@ -1347,7 +1378,7 @@ class Response:
             return
         if not x.at_eof and x.has_body:
             warnings.warn(
-                f"unclosed response body: {self.request.method} {x.url} was neither read "
+                f"unclosed response body: {self._request.method} {x.url} was neither read "
                 "to EOF nor closed; closing it", ResourceWarning, stacklevel=1)
         self._closed = True
         x.close()

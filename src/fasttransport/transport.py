@@ -186,6 +186,15 @@ def _tls_files(verify: Union[bool, str], cert: Any, trust_env: bool = True) -> d
     return out
 
 
+def _set_timeout_parts(p: Any, parts: Any) -> None:
+    """A request's ``extensions["timeout"]`` (seconds by phase, as httpx
+    puts them: connect, read, write, pool) onto its plan."""
+    for name in ("connect", "read", "write", "pool"):
+        v = parts.get(name)
+        if v is not None:
+            setattr(p, name + "_ns", max(1, int(float(v) * 1e9)))
+
+
 class _ProxyRoute:
     """A request's way through a proxy: the pool key, the address to dial,
     the Proxy-Authorization value; or ``error``, the reason it cannot be
@@ -497,6 +506,9 @@ class Transport:
         p = _core.Plan(op, u.redacted, key, host, port, head, body, length,
                        chunked and not isinstance(body, bytes), method == "HEAD", req_close,
                        tls, expect, gzip, request._one_shot, self._max_body(request), route)
+        parts = request.extensions.get("timeout") if request.extensions else None
+        if parts:
+            _set_timeout_parts(p, parts)
         if tunnel is not None:
             # https through an http proxy: CONNECT to the target, then TLS
             p.tls_host = u.host_bytes
