@@ -21,6 +21,7 @@
 #include "sock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -529,6 +531,52 @@ static int push_write(ft_transport *t, ft_rt *rt)
     return 0;
 }
 
+/* The fast path's receive: a caller whose exchange waits for nothing but
+ * the next bytes from a plain connection waits in recv itself (bounded by
+ * SO_RCVTIMEO, FT_RCVTIMEO_NS) instead of poll and then recv: one system
+ * call per response instead of two. Ctrl-C and a CancelToken are seen
+ * within that time (ft_rt_interrupt's shutdown ends the wait at once). */
+#define FT_RCVTIMEO_NS 10000000LL
+
+static int may_block(const ft_rt *rt, int64_t now, int64_t until)
+{
+    const ft_conn *c = rt->conn;
+    return c->blocking && !rt->nowait && !writing(rt) && rt->wstate != WS_NEED
+           && until - now >= FT_RCVTIMEO_NS;
+}
+
+/* A connection a caller reuses becomes blocking (once: two system calls);
+ * churn (one request per connection) and TLS keep the poll path. */
+static void make_blocking(ft_conn *c)
+{
+    struct timeval tv = { 0, FT_RCVTIMEO_NS / 1000 };
+    if (c->ssl || c->blocking)
+        return;
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0
+        && fcntl(c->fd, F_SETFL, O_RDWR) == 0)
+        c->blocking = 1;
+}
+
+static ssize_t rt_recv(ft_rt *rt, char *buf, size_t n, char *ebuf, size_t ecap)
+{
+    ft_conn *c = rt->conn;
+    if (!rt->block_next)
+        return ft_conn_recv(c, buf, n, ebuf, ecap);
+    rt->block_next = 0;
+    for (;;) {
+        ssize_t r = recv(c->fd, buf, n, 0);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            ft_errstr(errno, ebuf, ecap);
+        else
+            errno = EAGAIN;
+        return -1;
+    }
+}
+
 ssize_t ft_conn_recv(ft_conn *c, char *buf, size_t n, char *ebuf, size_t ecap)
 {
     if (c->ssl)
@@ -834,7 +882,7 @@ static int read_head_step(ft_transport *t, ft_rt *rt)
         size_t room = make_room(t, c, limit - rt->head_budget_used + 1);
         if (room == 0)
             goto too_big;
-        ssize_t n = ft_conn_recv(c, c->buf + c->wpos, room, ebuf, sizeof ebuf);
+        ssize_t n = rt_recv(rt, c->buf + c->wpos, room, ebuf, sizeof ebuf);
         if (n > 0) {
             c->wpos += (size_t)n;
             rt->got_response_bytes = 1;
@@ -887,6 +935,7 @@ static int run_until_head(ft_transport *t, ft_rt *rt, int64_t slice_end)
             return w;
         if (readable) {
             int r = read_head_step(t, rt);
+            rt->block_next = 0;
             if (r == RL_FAIL)
                 return FT_R_FAIL;
             if (r == RL_HEAD)
@@ -915,6 +964,10 @@ static int run_until_head(ft_transport *t, ft_rt *rt, int64_t slice_end)
             until = stall;
         if (rt->wstate == WS_WAIT100 && rt->continue_deadline < until)
             until = rt->continue_deadline;
+        if (may_block(rt, now, until)) {
+            rt->block_next = readable = 1;    /* wait in the receive itself */
+            continue;
+        }
         int body_ready = 0;
         int rev = wait_io(t, rt, 1, until, &body_ready);
         if (rev == FT_R_FAIL)
@@ -932,6 +985,8 @@ static int start_exchange(ft_transport *t, ft_rt *rt, ft_conn *c)
     rt->conn = c;
     rt->conn_reused = c->reused;
     rt->phase = RS_HEAD;
+    if (c->reused && !rt->nowait && !c->blocking)
+        make_blocking(c);
     if (rt->read_to | rt->write_to)
         rt->last_in = rt->last_out = ft_now_ns();
     rt->wl_live = 1;
@@ -1210,6 +1265,10 @@ static int body_wait(ft_transport *t, ft_rt *rt, int64_t slice_end)
         until = rt->deadline;
     if (stall && stall < until)
         until = stall;
+    if (may_block(rt, now, until)) {
+        rt->block_next = 1;              /* the next receive waits itself */
+        return FT_R_DONE;
+    }
     int body_ready = 0;
     if (wait_io(t, rt, 1, until, &body_ready) == FT_R_FAIL)
         return FT_R_FAIL;
@@ -1220,9 +1279,11 @@ static int body_wait(ft_transport *t, ft_rt *rt, int64_t slice_end)
 static ssize_t body_recv(ft_transport *t, ft_rt *rt, char *dst, size_t n)
 {
     char ebuf[160];
-    ssize_t r = ft_conn_recv(rt->conn, dst, n, ebuf, sizeof ebuf);
+    ssize_t r = rt_recv(rt, dst, n, ebuf, sizeof ebuf);
     if (r > 0)
         got_bytes(rt);
+    else if (interrupted(t, rt))     /* the socket was shut down to wake us */
+        return FT_R_FAIL;
     if (r >= 0)
         return r;
     if (errno == EAGAIN)

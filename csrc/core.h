@@ -199,6 +199,11 @@ struct ft_conn {
     int64_t idle_at;           /* when it became idle (ns) */
     struct ft_conn *kprev, *knext; /* per-key idle list, head = most recent */
     struct ft_conn *lprev, *lnext; /* global idle LRU, head = oldest */
+    struct ft_conn *zprev, *znext; /* its ft_io's unwatched idle list (lazy watch) */
+    int lazy;                  /* idle and not watched yet: in that list */
+    int blocking;              /* O_NONBLOCK cleared, SO_RCVTIMEO set: a caller may
+                                  wait in recv itself (every other I/O on it
+                                  passes MSG_DONTWAIT) */
     /* drain after an early close (FT_BODY_LENGTH only) */
     uint64_t drain_left;
     int64_t drain_deadline;
@@ -243,6 +248,7 @@ typedef struct ft_rt {
     struct ft_job *job;        /* that engine-run exchange, or NULL */
     int ev_in;                 /* job: this step was woken by its connection (not
                                   a task): worth a read while awaiting the head */
+    int block_next;            /* the next receive waits in recv (conn.c, may_block) */
     int body_fd;               /* -1, or an fd that becomes readable when the
                                   next body segment is ready (see FT_R_NEED_BODY) */
     int body_file;             /* -1, or a regular file the body is read from
@@ -502,7 +508,16 @@ struct ft_io {
     ft_dial *dials;            /* dials queued or in flight (dial.c), under mu */
     ft_job *jobs;              /* jobs it runs (job.c), under mu */
     int64_t jobs_wake;         /* under mu: no job's deadline is before this */
+    /* The lazy idle watch (pool.c): connections pooled by a caller are
+     * watched only once idle for FT_LAZY_WATCH_NS, so that one taken back
+     * sooner costs no epoll_ctl; oldest first, under mu. */
+    ft_conn *lazy_head, *lazy_tail;
+    int lazy_armed;            /* under mu: its ticks sweep the list */
+    int lazy_put;              /* under mu: a connection joined since the last sweep */
 };
+
+/* How long a pooled connection stays unwatched (see ft_io.lazy_head). */
+#define FT_LAZY_WATCH_NS 5000000LL
 
 struct ft_transport {
     pthread_mutex_t mu;
@@ -556,6 +571,11 @@ int ft_conn_ensure_buf(ft_transport *t, ft_conn *c);
 void ft_pool_unlink_idle_locked(ft_transport *t, ft_conn *c);
 void ft_conn_release_buf_locked(ft_transport *t, ft_conn *c);
 void ft_conn_set_state_locked(ft_transport *t, ft_conn *c, int state);  /* FT_CS_* */
+/* The lazy idle watch: watch io's connections idle for FT_LAZY_WATCH_NS
+ * (those that cannot be watched go onto *dead); returns when to sweep
+ * next, 0 = no more (under mu, on io's engine). */
+int64_t ft_pool_sweep_lazy_locked(ft_io *io, int64_t now, ft_conn **dead);
+
 /* idle_conn_timeout: unlink the idle connections whose time is up onto
  * *dead (by lnext); returns when the next one's is (0 = none). */
 int64_t ft_pool_expire_idle_locked(ft_transport *t, int64_t now, ft_conn **dead);

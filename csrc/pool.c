@@ -195,9 +195,71 @@ static void idle_link_locked(ft_transport *t, ft_conn *c)
     t->lru_tail = c;
 }
 
+static void lazy_unlink_locked(ft_conn *c)
+{
+    ft_io *io = c->io;
+    if (c->zprev)
+        c->zprev->znext = c->znext;
+    else
+        io->lazy_head = c->znext;
+    if (c->znext)
+        c->znext->zprev = c->zprev;
+    else
+        io->lazy_tail = c->zprev;
+    c->zprev = c->znext = NULL;
+    c->lazy = 0;
+}
+
+/* c, pooled unwatched, joins its engine's lazy list; the engine's ticks
+ * sweep it (armed once: a sequential client costs its engine one tick per
+ * FT_LAZY_WATCH_NS, no wake-up per request). */
+static void lazy_link_locked(ft_conn *c)
+{
+    ft_io *io = c->io;
+    c->znext = NULL;
+    c->zprev = io->lazy_tail;
+    if (io->lazy_tail)
+        io->lazy_tail->znext = c;
+    else
+        io->lazy_head = c;
+    io->lazy_tail = c;
+    c->lazy = 1;
+    io->lazy_put = 1;
+    if (!io->lazy_armed) {
+        io->lazy_armed = 1;
+        ft_engine_wake_at(io->e, c->idle_at + FT_LAZY_WATCH_NS);
+    }
+}
+
+int64_t ft_pool_sweep_lazy_locked(ft_io *io, int64_t now, ft_conn **dead)
+{
+    ft_transport *t = io->t;
+    ft_conn *c;
+    if (!io->lazy_armed)
+        return 0;
+    while ((c = io->lazy_head) != NULL && now - c->idle_at >= FT_LAZY_WATCH_NS) {
+        lazy_unlink_locked(c);
+        if (ft_conn_watch(c, 0) != 0) {
+            ft_pool_unlink_idle_locked(t, c);
+            c->lnext = *dead;
+            *dead = c;
+        }
+    }
+    if (c)
+        return c->idle_at + FT_LAZY_WATCH_NS;
+    if (!io->lazy_put) {
+        io->lazy_armed = 0;          /* quiet: the next put arms it again */
+        return 0;
+    }
+    io->lazy_put = 0;                /* busy: look again one period later */
+    return now + FT_LAZY_WATCH_NS;
+}
+
 void ft_pool_unlink_idle_locked(ft_transport *t, ft_conn *c)
 {
     ft_hostpool *hp = c->hp;
+    if (c->lazy)
+        lazy_unlink_locked(c);
     if (c->kprev)
         c->kprev->knext = c->knext;
     else
@@ -643,7 +705,7 @@ void ft_pool_put(ft_transport *t, ft_conn *c)
         /* 4. close_idle_connections ran and no request came since; 5. full;
          * or it cannot be watched while idle (see 6) */
         if (t->close_idle_pending || hp->nidle >= t->cfg.max_idle_conns_per_host
-            || ft_conn_watch(c, 0) != 0)
+            || (c->registered && ft_conn_watch(c, 0) != 0))
             refuse = 1;
     }
     if (refuse) {
@@ -652,11 +714,18 @@ void ft_pool_put(ft_transport *t, ft_conn *c)
         ft_conn_destroy(t, c);
         return;
     }
-    /* 6. Watched while idle (registered above, under mu, so that no taker
-     * sees it idle before it is): a FIN or stray bytes remove it at once. */
+    /* 6. Watched while idle: a FIN or stray bytes remove it. One a job
+     * kept registered is watched at once (above, under mu, so that no
+     * taker sees it idle before it is); one a caller returns is watched
+     * once idle for FT_LAZY_WATCH_NS (lazy_link_locked), so that the next
+     * request of a sequential client takes it back with no epoll_ctl at
+     * all; until then the check a taker makes (idle_conn_usable) covers
+     * it. */
     ft_conn_set_state_locked(t, c, FT_CS_IDLE);
     c->idle_at = ft_now_ns();
     idle_link_locked(t, c);
+    if (!c->registered)
+        lazy_link_locked(c);
     ft_conn_release_buf_locked(t, c);
     if (t->cfg.max_idle_conns > 0 && t->st.idle_conns > t->cfg.max_idle_conns) {
         evict = t->lru_head;

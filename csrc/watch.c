@@ -8,8 +8,8 @@
  *    (an exchange the engine runs, job.c) can go on, or the request body
  *    of an exchange whose caller is away can go on (parked);
  *  - on_tick: the timers: idle_conn_timeout over the global LRU (engine 0
- *    only), drain deadlines, dial deadlines and aborted dials, job
- *    deadlines. */
+ *    only), the lazy idle watch, drain deadlines, dial deadlines and
+ *    aborted dials, job deadlines. */
 #include "core.h"
 #include "sock.h"
 
@@ -162,6 +162,7 @@ static int64_t on_tick(void *ctx, ft_engine *e, int64_t now)
     pthread_mutex_lock(&t->mu);
     if (io == &t->io[0])
         next = ft_pool_expire_idle_locked(t, now, &dead);
+    next = earliest(next, ft_pool_sweep_lazy_locked(io, now, &dead));
     next = earliest(next, ft_drain_expire_locked(io, now, &dead));
     next = earliest(next, ft_dial_expire_locked(io, now, &late));
     next = earliest(next, ft_job_expire_locked(io, now));
