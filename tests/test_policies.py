@@ -332,3 +332,20 @@ def test_request_headers_as_sent(http_server):
         assert r.request.method == "POST" and r.request.url.endswith("/echo?q=1")
         srv_seen = http_server.requests[-1][1]
         assert [k.lower() for k, _ in sent.items()] == [k.lower() for k in srv_seen.header_names]
+
+
+def test_timeout_parts_cover_every_redirect_hop(scripted_server):
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            if req.path == "/start":
+                conn.send(response(302, b"", headers=[("Location", "/slow")]))
+            elif not conn.sleep(10):
+                return
+    srv = scripted_server(handler)
+    with ft.Client(timeout=ft.Timeout(read=0.3)) as c:
+        with pytest.raises(ft.ReadTimeout) as ei:
+            c.get(srv.url("/start"))
+    assert "/slow" in str(ei.value)

@@ -7,23 +7,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.cookiejar
-import re
 import threading
 import time
 import urllib.request
-from typing import Any, Generator, Iterable, Iterator, List, Optional, Tuple, Union
-from urllib.parse import quote, unquote, urljoin
+from typing import Any, Generator, Iterable, Iterator, Optional, Tuple, Union
+from urllib.parse import unquote
 
 from . import _core
 from .batch import Future, _cancelled, _Collector, run_map
 from .errors import (
     ConnectError,
     ConnectTimeout,
-    HTTPError,
     InvalidRequest,
-    RemoteProtocolError,
-    TooManyRedirects,
-    UnrewindableBodyError,
 )
 from .models import (
     _REDIRECTS,
@@ -33,28 +28,17 @@ from .models import (
     Response,
     _check_headers,
     _forget_long_url,
-    _parse_url,
-    _urlsplit_uncached,
 )
 from .options import Limits, Retry, as_retry, split_timeout
+from .redirects import follow
 from .transport import Transport
 
 __all__ = ["Client", "request", "get", "head", "post", "put", "patch", "delete", "options"]
 
 _UNSET: Any = object()
-#: Go's sensitive headers: dropped on a redirect to another host.
-_SENSITIVE = ("authorization", "www-authenticate", "cookie", "cookie2",
-              "proxy-authorization", "proxy-authenticate")
-#: Between hops, at most this much of a redirect body is read (Go's maxBodySlurpSize).
-_SLURP = 2048
 #: Stdlib jars whose emptiness is checked before any cookie work.
 _PLAIN_JARS: Tuple[type, ...] = (http.cookiejar.CookieJar, http.cookiejar.FileCookieJar,
                http.cookiejar.MozillaCookieJar, http.cookiejar.LWPCookieJar)
-_CTL = re.compile(r"[\x00-\x1f\x7f]")
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})(.{0,2})", re.S)
-_USERINFO_PW = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
-#: Printable ASCII: kept as it is when bytes >= 0x80 of a Location are escaped.
-_PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))
 
 
 class _JarResponse:
@@ -144,113 +128,6 @@ def _basic(user: Any, password: Any) -> str:
     u = user if isinstance(user, bytes) else str(user).encode("utf-8")
     p = password if isinstance(password, bytes) else str(password).encode("utf-8")
     return "Basic " + base64.b64encode(u + b":" + p).decode("ascii")
-
-
-def _redact(url: str) -> str:
-    """A URL for an error message: the password of its userinfo as ***."""
-    return _USERINFO_PW.sub(r"\1***@", url)
-
-
-def _host_of(u: Any) -> str:
-    """The host part of a parsed URL for the sensitive-header rule: IDNA
-    ASCII, lower case, no port, no brackets."""
-    return u.host.lower()
-
-
-def _keeps_sensitive(orig_host: str, new_host: str) -> bool:
-    """Go's shouldCopyHeaderOnRedirect / isDomainOrSubdomain: the new host is
-    the original one or a subdomain of it (ports ignored; an IPv6 address or
-    a zone never counts as a subdomain)."""
-    if orig_host == new_host:
-        return True
-    if ":" in new_host or "%" in new_host:
-        return False
-    return new_host.endswith("." + orig_host)
-
-
-def _origin(u: Any) -> str:
-    """scheme://host[:port] (the port only when it is not the scheme's)."""
-    return f"{u.scheme}://{u.host_header}"
-
-
-def _same_origin(a: Any, b: Any) -> bool:
-    return (a.scheme, a.host.lower(), a.port) == (b.scheme, b.host.lower(), b.port)
-
-
-def _referer_of(u: Any) -> str:
-    """Go's refererForURL body: the URL without its userinfo (nor fragment)."""
-    return f"{u.scheme}://{u.host_header}{u.target}"
-
-
-def _parse_location(base: str, loc: str) -> str:
-    """Resolve a Location value against the URL that returned it (RFC 3986).
-    Bytes >= 0x80 (headers are latin-1 text here) are percent-encoded as the
-    bytes they were. Raises ValueError with Go's url.Parse causes for a value
-    that cannot be a URL."""
-    if _CTL.search(loc):
-        raise ValueError(f'parse "{loc}": net/url: invalid control character in URL')
-    m = _BAD_ESCAPE.search(loc)
-    if m:
-        raise ValueError(f'parse "{loc}": invalid URL escape "%{m.group(1)}"')
-    if not loc.isascii():
-        loc = quote(loc.encode("latin-1"), safe=_PRINTABLE)
-    try:
-        _ = _urlsplit_uncached(loc).port
-    except ValueError as e:
-        authority = loc.partition("//")[2]
-        for sep in "/?#":
-            authority = authority.partition(sep)[0]
-        hostport = authority.rpartition("@")[2]
-        if "[" in hostport and "]" not in hostport:
-            cause = "missing ']' in host"
-        elif hostport.startswith("["):
-            cause = str(e)
-        else:
-            cause = f'invalid port "{hostport[hostport.rfind(":"):]}" after host'
-        raise ValueError(f'parse "{loc}": {cause}') from None
-    joined = urljoin(base, loc)
-    _forget_long_url(loc)
-    return joined
-
-
-def _cookie_pairs(values: List[str]) -> List[Tuple[str, str]]:
-    """(name, "name=value") for every cookie of Cookie header values."""
-    out = []
-    for v in values:
-        for item in v.split(";"):
-            item = item.strip()
-            if item:
-                out.append((item.partition("=")[0].strip(), item))
-    return out
-
-
-def _set_cookie_names(headers: Headers) -> List[str]:
-    return [v.partition(";")[0].partition("=")[0].strip()
-            for v in headers.get_list("Set-Cookie")]
-
-
-def _slurp_and_close(resp: Response) -> None:
-    """Between hops (Go's Client.do): read at most 2 KiB of the previous body
-    when its length is unknown or at most that, then close it, so a small
-    redirect body leaves its connection reusable. Errors are ignored (the
-    connection is then not reused). A body read whole stays readable as
-    ``content``."""
-    data = []
-    try:
-        if resp._x.in_flight:
-            pass            # read ahead by an engine: close() drains it there
-        elif resp.content_length == -1 or resp.content_length <= _SLURP:
-            left = _SLURP + 1
-            while left > 0:
-                chunk = resp.read(left)
-                if not chunk:
-                    resp._content = b"".join(data)
-                    break
-                data.append(chunk)
-                left -= len(chunk)
-    except HTTPError:
-        pass
-    resp.close()
 
 
 class Client:
@@ -524,122 +401,8 @@ class Client:
 
     def _redirects(self, orig: Request, orig_headers: Headers,
                    resp: Response) -> Generator[Request, Response, Response]:
-        """Go's Client.do redirect loop, from the first response, a 3xx, as a
-        generator: it yields the next hop's request, is sent that hop's
-        response, and returns the final response (blocking calls, the batch
-        and asyncio drive it alike):
-
-        - 301/302/303, 307, 308 with a Location are followed; a 3xx without
-          one is the final response; an unparsable one raises
-          RemoteProtocolError ``failed to parse Location header "…": …``;
-        - 301/302/303: the method becomes GET unless it is GET or HEAD, and
-          the body is dropped; 307/308 keep both, but once a hop dropped the
-          body no later hop sends it; a one-shot body that would have to be
-          sent again raises UnrewindableBodyError;
-        - every hop starts from the original request's headers; the sensitive
-          ones are dropped once the host is neither the original one nor a
-          subdomain of it (ports ignored), for the rest of the chain; a Host
-          header survives only relative Locations;
-        - Referer: the previous URL without userinfo, or the caller's
-          explicit Referer; none on an https -> http hop;
-        - with a jar, a cookie the caller set in a Cookie header is left out
-          once a redirect response sets a cookie of that name;
-        - the previous body is read (2 KiB at most) and closed; the deadline
-          and the cancel token cover every hop;
-        - after max_redirects requests: TooManyRedirects ``<Op> "<Location>":
-          stopped after N redirects`` with ``response`` (body closed) and
-          ``history``.
-        """
-        op = orig.method.capitalize()
-        orig_u = orig._u
-        orig_host = _host_of(orig_u)
-        explicit_ref = orig_headers.get("Referer")
-        strip = False          # sensitive headers dropped for the rest of the chain
-        include_body = True    # false once a hop dropped the body
-        icookies: Optional[List[Tuple[str, str]]] = None
-        if self.cookies is not None and "cookie" in orig_headers:
-            icookies = _cookie_pairs(orig_headers.get_list("Cookie"))
-        history: List[Response] = []
-        req = orig
-        while True:
-            loc = resp.headers.get_list("Location")
-            if not loc or not loc[0]:
-                break           # a 3xx without Location is a final response
-            loc = loc[0]
-            try:
-                next_url = _parse_location(req.url, loc)
-                next_u = _parse_url_or_none(next_url)
-            except ValueError as e:
-                resp.close()
-                raise RemoteProtocolError(
-                    f'{op} "{req._u.redacted}": failed to parse Location header '
-                    f'"{_redact(loc)}": {_redact(str(e))}',
-                    method=orig.method, url=req._u.redacted) from None
-            code = resp.status_code
-            if code in (301, 302, 303):
-                method = "GET" if req.method not in ("GET", "HEAD") else req.method
-                include_body = False
-            else:
-                method = req.method
-            send_body = include_body and orig.body is not None
-            # The headers of the next hop, from the original request's.
-            names = _set_cookie_names(resp.headers) if icookies else ()
-            if names and any(n in names for n, _ in icookies):
-                icookies = [(n, c) for n, c in icookies if n not in names]
-                orig_headers = Headers(orig_headers)
-                del orig_headers["Cookie"]
-                if icookies:
-                    orig_headers.add("Cookie", "; ".join(sorted(c for _, c in icookies)))
-            if next_u is not None and not strip and next_u.host_header != orig_u.host_header:
-                strip = not _keeps_sensitive(orig_host, _host_of(next_u))
-            cross = next_u is not None and not _same_origin(next_u, req._u)
-            downgrade = next_u is not None and req._u.scheme == "https" and next_u.scheme == "http"
-            if self.strict_redirects and not strip and next_u is not None:
-                # another scheme, host or port than the original: another
-                # service, or credentials in plaintext
-                strip = downgrade or not _same_origin(next_u, orig_u)
-            headers = Headers(orig_headers)
-            if strip:
-                for name in _SENSITIVE:
-                    if name in headers:
-                        del headers[name]
-            if "host" in headers and _urlsplit_uncached(loc).scheme:
-                del headers["host"]
-            if "referer" in headers:
-                del headers["referer"]
-            if next_u is not None and not downgrade:
-                ref = explicit_ref or _referer_of(req._u)
-                if self.strict_redirects and cross and not explicit_ref:
-                    ref = _origin(req._u) + "/"    # strict-origin-when-cross-origin
-                headers.add("Referer", ref)
-            if len(history) + 1 >= self.max_redirects:
-                # Go's default CheckRedirect: refuse once max_redirects
-                # requests were made; the caller gets the last response too.
-                _slurp_and_close(resp)
-                resp.history = list(history)
-                raise TooManyRedirects(
-                    f'{op} "{_redact(loc)}": stopped after {self.max_redirects} redirects',
-                    method=orig.method, url=_redact(loc), response=resp,
-                    history=history + [resp])
-            if send_body and orig._one_shot:
-                _slurp_and_close(resp)
-                resp.history = list(history)
-                raise UnrewindableBodyError(
-                    f'{op} "{req._u.redacted}": cannot follow the {code} redirect to '
-                    f'"{_redact(loc)}": the request body came from a one-shot source (an '
-                    "iterator or a file that cannot seek) and cannot be sent again",
-                    method=orig.method, url=req._u.redacted, response=resp,
-                    history=history + [resp])
-            _slurp_and_close(resp)
-            history.append(resp)
-            req = Request(method, next_url, headers=headers, max_body_size=orig.max_body_size)
-            if send_body:
-                req.body, req.chunked = orig.body, orig.chunked
-            resp = yield req
-            if resp.status_code not in _REDIRECTS:
-                break
-        resp.history = history
-        return resp
+        """Go's redirect loop from resp, a 3xx (redirects.follow)."""
+        return follow(self, orig, orig_headers, resp)
 
     # ---- verbs --------------------------------------------------------------
 
@@ -791,15 +554,6 @@ def _until_cancelled(items: Iterable[Any], cancel: _core.CancelToken) -> Iterato
         if cancel.cancelled:
             return
         yield item
-
-
-def _parse_url_or_none(url: str) -> Any:
-    """The parsed URL, or None when it is not one this client can request
-    (the next Request then raises InvalidRequest with the reason)."""
-    try:
-        return _parse_url(url)
-    except InvalidRequest:
-        return None
 
 
 # ---- one-call helpers (Go's http.Get and DefaultClient) ----------------------
