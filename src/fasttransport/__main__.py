@@ -1,55 +1,44 @@
 """The ``fasttransport`` command (also ``python -m fasttransport``).
 
 - ``get URL``: fetch a URL, curl-style options and exit codes (``get --help``);
-- ``demo``: needs no network: starts a keep-alive server on 127.0.0.1 in this
-  process, shows Go's unclosed-body lesson live with Transport.stats(), then
-  compares sequential requests per second against http.client;
+- ``demo``: needs no network: starts a keep-alive server on 127.0.0.1 in a
+  process of its own (``fasttransport._demo_server``), shows Go's
+  unclosed-body lesson live with Transport.stats(), then compares the
+  client CPU per request of fasttransport, http.client and (when installed)
+  pycurl;
 - ``bench``: the benchmark suite against the peers (``bench --help``).
 
 Exit codes follow curl's: 0 success, 1 unsupported protocol, 2 usage,
 3 malformed URL, 6 could not resolve host, 7 failed to connect, 22 HTTP
 status >= 400 with ``--fail``, 23 could not write the output, 26 could not
 read the data to send, 28 timeout, 35 TLS failure, 47 too many redirects,
-56 failure receiving data, 130 interrupted.
+56 failure receiving data, 63 body larger than ``--max-filesize``,
+130 interrupted.
+
+A URL without a scheme (``localhost:8080/x``) means http://, as in curl.
+Error messages have Go's form ``Get "URL": cause`` (the method as Go writes
+it: ``Get``, ``Post``, ``Head``...).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import http.client
-import http.server
-import resource
+import importlib
+import json
+import os
+import re
+import statistics
+import subprocess
 import sys
-import threading
 import time
 import warnings
-from typing import Any, Callable, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import fasttransport as ft
 
-BODY = b"x" * 2048
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # the head and the body go out in two writes: without this, Nagle's
-    # algorithm and the client's delayed ACK add 40 ms to every response
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        size = len(BODY)
-        if self.path.startswith("/small"):
-            size = 13
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size))
-        self.end_headers()
-        self.wfile.write(BODY[:size])
-
-    def log_message(self, *args: object) -> None:
-        pass
+from ._demo_server import SMALL as SMALL_BODY
 
 
 def _line(label: str, t: ft.Transport) -> None:
@@ -59,78 +48,148 @@ def _line(label: str, t: ft.Transport) -> None:
           f"reused={s.reused_conns:<3} io_threads={s.io_threads}")
 
 
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+def _start_server() -> Tuple[subprocess.Popen, int]:
+    """The demo's server (fasttransport._demo_server) in a process of its own,
+    and its port. It stops when its stdin closes: see _stop_server."""
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent,
+                                                      env.get("PYTHONPATH")]))
+    proc = subprocess.Popen([sys.executable, "-m", "fasttransport._demo_server"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the demo server did not start (exit code {proc.wait(5)})")
+        return proc, int(line)
+    except BaseException:
+        _stop_server(proc)
+        raise
 
 
-def _measure(fn: Callable[[], object], n: int) -> tuple:
-    for _ in range(min(200, n)):
-        fn()
-    c0, t0 = _cpu(), time.perf_counter()
-    for _ in range(n):
-        fn()
-    wall, cpu = time.perf_counter() - t0, _cpu() - c0
-    return n / wall, cpu / n * 1e6
+def _stop_server(proc: subprocess.Popen) -> None:
+    """Close the server's stdin (its cue to exit) and wait for it; kill it if
+    it has not gone within 2 s. Should this process die before getting here,
+    the pipe closes all the same and the server exits by itself."""
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.wait(2)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    finally:
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _lesson(base: str, n: int) -> None:
+    """Go's unclosed-body lesson, live, with Transport.stats() after each step."""
+    print("Go's lesson: a response body that is neither read to EOF nor closed pins its")
+    print("connection (and, in Go, two goroutines). Watch Transport.stats():\n")
+    with ft.Transport() as t:
+        held: List[ft.Response] = [t.round_trip(ft.Request("GET", base + "/"))
+                                   for _ in range(n)]
+        _line(f"{n} bodies left open (references kept)", t)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            del held
+            gc.collect()
+        _line(f"references dropped: {len(caught)} ResourceWarnings", t)
+        for _ in range(n):
+            t.round_trip(ft.Request("GET", base + "/")).read()
+        _line(f"{n} bodies read to EOF (no close() needed)", t)
+        for _ in range(n):
+            r = t.round_trip(ft.Request("GET", base + "/"))
+            r.read(10)
+            r.close()
+        time.sleep(0.06)
+        _line(f"{n} bodies closed early (remainder drained)", t)
+    _line("Transport.close()", t)
+
+
+#: Clients of the CPU comparison (fasttransport.bench.clients' adapters, the
+#: ones the benchmark suite runs); pycurl only when it can be imported.
+CPU_CLIENTS = ("fasttransport", "http.client", "pycurl")
+CPU_BASELINE = "http.client"
+CPU_ROUNDS = 3
+
+
+def _cpu_comparison(base: str, count: int) -> None:
+    """Client CPU per request (time.process_time() of this process, every
+    thread of it, around the request loop) for each client: sequential GETs
+    of a 13-byte body over one keep-alive connection, in CPU_ROUNDS rounds
+    that take turns between the clients; each client's median round is shown."""
+    from .bench.clients import ADAPTERS, Target
+
+    names = [name for name in CPU_CLIENTS if name != "pycurl" or _importable("pycurl")]
+    per_round = max(1, count // CPU_ROUNDS)
+    print(f"\nClient CPU per request: sequential GETs of a {SMALL_BODY}-byte body, "
+          f"{per_round * CPU_ROUNDS} per client,")
+    print(f"each over one keep-alive connection, {CPU_ROUNDS} interleaved rounds, medians. "
+          "The server has")
+    print("its own process, so time.process_time() here counts the client's CPU alone:")
+    fetchers = {}
+    try:
+        for name in names:
+            fetch, close = ADAPTERS[name].sync(Target(base + "/small"))
+            fetchers[name] = (fetch, close)
+            for _ in range(min(200, count)):   # connect, warm up
+                fetch()
+        cpu: Dict[str, List[float]] = {name: [] for name in names}
+        wall: Dict[str, List[float]] = {name: [] for name in names}
+        for _ in range(CPU_ROUNDS):
+            for name in names:
+                fetch = fetchers[name][0]
+                c0, t0 = time.process_time(), time.perf_counter()
+                for _ in range(per_round):
+                    fetch()
+                wall[name].append((time.perf_counter() - t0) / per_round)
+                cpu[name].append((time.process_time() - c0) / per_round)
+    finally:
+        for _, close in fetchers.values():
+            close()
+    base_cpu = statistics.median(cpu[CPU_BASELINE])
+    for name in names:
+        us = statistics.median(cpu[name]) * 1e6
+        ratio = us / (base_cpu * 1e6) if base_cpu > 0 else float("nan")
+        rate = 1 / statistics.median(wall[name])
+        print(f"  {name:<14} {us:6.1f} µs CPU/request ({ratio:.2f}× {CPU_BASELINE})"
+              f"   {rate:8,.0f} req/s wall")
+    if "pycurl" not in names:
+        print("  pycurl         not installed (pip install pycurl to compare with libcurl)")
+    print("\n(req/s is wall time and depends on the server too; benchmarks/ has the "
+          "full comparison against nginx)")
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def demo(n: int = 20, bench: int = 3000) -> int:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    th = threading.Thread(target=server.serve_forever, daemon=True)
-    th.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    """The unclosed-body lesson, then the client CPU comparison, against a
+    keep-alive server in a child process that is stopped on every way out
+    (Ctrl-C: exit code 130)."""
     try:
-        print(f"fasttransport {ft.__version__} demo against a loopback server at {base}\n")
-        print("Go's lesson: a response body that is neither read to EOF nor closed pins its")
-        print("connection (and, in Go, two goroutines). Watch Transport.stats():\n")
-        with ft.Transport() as t:
-            held: List[ft.Response] = [t.round_trip(ft.Request("GET", base + "/"))
-                                       for _ in range(n)]
-            _line(f"{n} bodies left open (references kept)", t)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ResourceWarning)
-                del held
-                gc.collect()
-            _line(f"references dropped: {len(caught)} ResourceWarnings", t)
-            for _ in range(n):
-                t.round_trip(ft.Request("GET", base + "/")).read()
-            _line(f"{n} bodies read to EOF (no close() needed)", t)
-            for _ in range(n):
-                r = t.round_trip(ft.Request("GET", base + "/"))
-                r.read(10)
-                r.close()
-            time.sleep(0.06)
-            _line(f"{n} bodies closed early (remainder drained)", t)
-        _line("Transport.close()", t)
-
-        print(f"\nSequential GETs, {bench} each, same server, same process:")
-        client = ft.Client()
-        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1])
-        url = base + "/small"
-
-        def with_ft() -> object:
-            return client.get(url).content
-
-        def with_http_client() -> object:
-            conn.request("GET", "/small")
-            return conn.getresponse().read()
-
-        results = {}
-        for name, fn in (("fasttransport", with_ft), ("http.client", with_http_client)):
-            results[name] = _measure(fn, bench)
-        client.close()
-        conn.close()
-        base_rps = results["http.client"][0]
-        for name, (rps, cpu) in results.items():
-            print(f"  {name:<14} {rps:8.0f} req/s  {cpu:6.1f} µs process CPU/request  "
-                  f"{rps / base_rps:4.2f}× http.client")
-        print("\n(process CPU includes the in-process Python server; benchmarks/ measures "
-              "the client alone against nginx)")
+        proc, port = _start_server()
+    except KeyboardInterrupt:
+        return 130
+    base = f"http://127.0.0.1:{port}"
+    try:
+        print(f"fasttransport {ft.__version__} demo against a keep-alive server in its own "
+              f"process (pid {proc.pid}) at {base}\n", flush=True)
+        _lesson(base, n)
+        _cpu_comparison(base, bench)
+    except KeyboardInterrupt:
+        print("fasttransport demo: interrupted", file=sys.stderr)
+        return 130
     finally:
-        server.shutdown()
-        server.server_close()
-        th.join(5)
+        _stop_server(proc)
     return 0
 
 
@@ -147,10 +206,15 @@ class CliError(Exception):
 
 
 def exit_code(exc: BaseException) -> int:
-    """curl's exit code for a fasttransport error (one place for the mapping)."""
+    """curl's exit code for a fasttransport error (one place for the mapping).
+
+    An InvalidRequest is taken for a URL the library refused (the URL given,
+    or a redirect's): 1 for a scheme other than http and https (curl's
+    "Unsupported protocol"), else 3; get() checks the method and headers
+    before the exchange, so their errors do not get here."""
     text = str(exc)
     if isinstance(exc, ft.InvalidRequest):
-        return 3 if getattr(exc, "url", None) is not None else 2
+        return 1 if "unsupported protocol scheme" in text else 3
     if isinstance(exc, ft.TimeoutError):
         return 28
     if isinstance(exc, ft.ConnectError):
@@ -164,6 +228,56 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, ft.TransportError) and "not supported" in text:
         return 1
     return 56
+
+
+#: ``scheme://`` at the start of a URL.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+#: A message that already starts with Go's ``<Op> "<url>": `` (Op: Get, Post...).
+_GO_PREFIX = re.compile(r'[A-Z][^ "]* "')
+
+
+def with_scheme(url: str) -> str:
+    """url, with ``http://`` in front when it names no scheme (curl's rule:
+    ``localhost:8080/x``, ``example.com``)."""
+    return url if _SCHEME.match(url) else "http://" + url
+
+
+def error_text(method: str, url: str, exc: BaseException) -> str:
+    """The library's message for exc in Go's form ``<Op> "<url>": <cause>``.
+
+    Messages that already have it are kept. The library's ``parse "<url>":
+    <cause>`` (url.Parse's form, for a URL it cannot split) keeps its cause
+    under the method's Op, so that every failed request reads alike; ``url``
+    is the exception's own (credentials removed where the library removed
+    them) or, failing that, the one given, quoted as Go's ``%q`` quotes it."""
+    text = str(exc)
+    if _GO_PREFIX.match(text):
+        return text
+    shown = getattr(exc, "url", None) or url
+    for parse_prefix in (f'parse "{shown}": ', f"parse {json.dumps(shown)}: "):
+        if text.startswith(parse_prefix):
+            text = text[len(parse_prefix):]
+            break
+    op = method[:1].upper() + method[1:].lower()
+    return f"{op} {json.dumps(shown, ensure_ascii=False)}: {text}"
+
+
+def _check_request(method: str, url: str, headers: List[tuple]) -> None:
+    """Refuse what the library would refuse, before anything is sent or
+    shown: the URL (exit 1 for its scheme, 3 otherwise), the method (exit 2,
+    Go's ``net/http: invalid method "..."``), then the headers (exit 2)."""
+    try:
+        ft.Request("GET", url)
+    except ft.InvalidRequest as e:
+        raise CliError(exit_code(e), error_text(method, url, e)) from None
+    try:
+        ft.Request(method, url)
+    except ft.InvalidRequest as e:
+        raise CliError(2, str(e)) from None
+    try:
+        ft.Request(method, url, headers=headers)
+    except ft.InvalidRequest as e:
+        raise CliError(2, error_text(method, url, e)) from None
 
 
 def _header_pairs(values: List[str]) -> List[tuple]:
@@ -253,12 +367,12 @@ def _progress(args: argparse.Namespace, total: Optional[int]) -> Any:
 def _verbose_request(method: str, url: str, headers: List[tuple], body: Optional[bytes],
                      insecure: bool) -> None:
     """The request head as the transport writes it:
-    Host, User-Agent, the caller's headers, Accept-Encoding, Content-Length."""
+    Host, User-Agent, the caller's headers, Accept-Encoding, Content-Length
+    (url has passed _check_request)."""
     u = urlsplit(url)
     err = sys.stderr
-    if insecure:
-        print("* -k: certificate verification cannot be turned off yet: "
-              "HTTPS is not implemented", file=err)
+    if insecure and u.scheme.lower() == "https":
+        print("* -k: the server's certificate and host name are not verified", file=err)
     target = (u.path or "/") + (f"?{u.query}" if u.query else "")
     names = {name.lower() for name, _ in headers}
     print(f"> {method} {target} HTTP/1.1", file=err)
@@ -331,6 +445,8 @@ def get(args: argparse.Namespace) -> int:
 
 def _get(args: argparse.Namespace) -> int:
     method, headers, body = _request_parts(args)
+    url = with_scheme(args.url)
+    _check_request(method, url, headers)
     try:
         transport = ft.Transport(
             verify=not args.insecure,
@@ -345,11 +461,11 @@ def _get(args: argparse.Namespace) -> int:
     progress = None
     try:
         if args.verbose:
-            _verbose_request(method, args.url, headers, body, args.insecure)
+            _verbose_request(method, url, headers, body, args.insecure)
         before = transport.stats()
         t0 = time.perf_counter()
         try:
-            with client.stream(method, args.url, headers=headers, content=body) as r:
+            with client.stream(method, url, headers=headers, content=body) as r:
                 t_head = time.perf_counter()
                 if args.verbose:
                     _verbose_response(r)
@@ -373,7 +489,7 @@ def _get(args: argparse.Namespace) -> int:
                 except OSError as e:
                     raise CliError(23, f"failure writing output: {e.strerror or e}") from None
         except ft.HTTPError as e:
-            raise CliError(exit_code(e), str(e)) from None
+            raise CliError(exit_code(e), error_text(method, url, e)) from None
         t_end = time.perf_counter()
         if args.verbose:
             _verbose_summary(before, transport.stats(), t0, t_head, t_end, received)
@@ -400,13 +516,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, metavar="{get,demo,bench}")
     g = sub.add_parser(
         "get", help="fetch a URL (curl-like)",
-        description="Fetch URL and write the body to stdout (or -o FILE).",
+        description="Fetch URL (http:// or https://; http:// when no scheme is given) and "
+        "write the body to stdout (or -o FILE).",
         epilog="Exit codes (curl's): 0 ok, 1 unsupported protocol, 2 usage, 3 malformed URL, "
         "6 could not resolve host, 7 failed to connect, 22 HTTP >= 400 with --fail, "
         "23 write error, 26 read error (-d @file), 28 timeout, 35 TLS failure, "
-        "47 too many redirects, 56 receive failure, 130 interrupted.",
+        "47 too many redirects, 56 receive failure, 63 body larger than --max-filesize, "
+        "130 interrupted.",
     )
-    g.add_argument("url")
+    g.add_argument("url", help="http:// or https:// URL; without a scheme, http:// is "
+                   "assumed (as curl does)")
     g.add_argument("-X", "--request", metavar="METHOD", help="method (default GET, or POST "
                    "with a body)")
     g.add_argument("-H", "--header", action="append", metavar="'NAME: VALUE'",
@@ -430,23 +549,25 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--connect-timeout", type=float, metavar="SECONDS",
                    help="limit for connecting (default 30)")
     g.add_argument("-k", "--insecure", action="store_true",
-                   help="accepted for curl compatibility; HTTPS is not implemented yet, so "
-                   "there is no certificate verification to turn off")
+                   help="HTTPS: do not verify the server's certificate or host name")
     g.add_argument("-A", "--user-agent", metavar="NAME", help="User-Agent header")
     g.add_argument("-f", "--fail", action="store_true",
                    help="exit 22 without writing the body when the status is >= 400")
     g.add_argument("-v", "--verbose", action="store_true",
                    help="show the request and response heads, connection reuse "
-                   "(Transport.stats()) and timings on stderr")
+                   "(Transport.stats()) and timings on stderr; with -k and an https:// "
+                   "URL, that the certificate is not verified")
     g.add_argument("-s", "--silent", action="store_true",
                    help="no progress bar and no error message")
     g.add_argument("-S", "--show-error", action="store_true", help="with -s, still show errors")
     g.add_argument("-#", "--progress-bar", action="store_true",
                    help="show the download bar for -o even when stderr is not a terminal "
                    "(needs rich: pip install 'fasttransport[cli]')")
-    d = sub.add_parser("demo", help="the unclosed-body lesson and a speed check, offline")
-    d.add_argument("-n", type=int, default=20, help="requests per step")
-    d.add_argument("--bench", type=int, default=3000, help="requests per client in the speed check")
+    d = sub.add_parser("demo", help="the unclosed-body lesson and a client CPU comparison, "
+                       "offline")
+    d.add_argument("-n", type=int, default=20, help="requests per step of the lesson")
+    d.add_argument("--bench", type=int, default=3000,
+                   help="requests per client in the CPU comparison")
     sub.add_parser("bench", add_help=False,
                    help="benchmark suite against the peers (fasttransport bench --help)")
     return p
