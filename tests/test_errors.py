@@ -379,3 +379,29 @@ def test_long_unique_redirect_urls_are_not_kept(scripted_server):
 
         kept = _bytes_kept(crawl)
     assert kept < 4 << 20, f"{kept >> 20} MiB kept after 24 redirects through 512 KiB URLs"
+
+
+@pytest.mark.parametrize("url, text", [
+    ("http://[::1", 'parse "http://[::1": missing \']\' in host'),
+    ("http://host:abc/", 'parse "http://host:abc/": invalid port ":abc" after host'),
+    ("http://[::1]:80a/", 'parse "http://[::1]:80a/": invalid port ":80a" after host'),
+    ("http://bad url/", 'parse "http://bad url/": invalid character " " in host name'),
+    ("http://ho[st/", 'parse "http://ho[st/": invalid character "[" in host name'),
+    ("http://u:secret@host:abc/", 'parse "http://u:***@host:abc/": invalid port ":abc" after host'),
+    ("http://u:secret@host:99999/",
+     'Post "http://u:***@host:99999/": dial tcp: address 99999: invalid port'),
+    ("ftp://h/x", 'Post "ftp://h/x": unsupported protocol scheme "ftp"'),
+    ("http:///p", 'Post "http:///p": http: no Host in request URL'),
+])
+def test_bad_urls_in_gos_words_without_the_password(url, text):
+    with pytest.raises(ft.InvalidRequest) as ei:
+        ft.Request("POST", url)
+    assert str(ei.value) == text
+    assert "secret" not in str(ei.value) and "secret" not in (ei.value.url or "")
+    assert ei.value.method == "POST"
+
+
+def test_a_bad_header_names_method_and_url():
+    with pytest.raises(ft.InvalidRequest) as ei:
+        ft.Request("GET", "http://h/", headers={"Bad Name": "x"})
+    assert str(ei.value) == 'Get "http://h/": net/http: invalid header field name "Bad Name"'

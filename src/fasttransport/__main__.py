@@ -251,13 +251,17 @@ def error_text(method: str, url: str, exc: BaseException) -> str:
     is the exception's own (credentials removed where the library removed
     them) or, failing that, the one given, quoted as Go's ``%q`` quotes it."""
     text = str(exc)
-    if _GO_PREFIX.match(text):
-        return text
     shown = getattr(exc, "url", None) or url
-    for parse_prefix in (f'parse "{shown}": ', f"parse {json.dumps(shown)}: "):
-        if text.startswith(parse_prefix):
-            text = text[len(parse_prefix):]
+    # the URL is checked as a GET first (_check_request): that prefix, and
+    # url.Parse's, give way to the request's own
+    for prefix in (f'parse "{shown}": ', f"parse {json.dumps(shown)}: ",
+                   f'Get "{shown}": '):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
             break
+    else:
+        if _GO_PREFIX.match(text):
+            return text
     op = method[:1].upper() + method[1:].lower()
     return f"{op} {json.dumps(shown, ensure_ascii=False)}: {text}"
 

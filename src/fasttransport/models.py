@@ -197,12 +197,12 @@ class _URL:
             parts: SplitResult = (urlsplit if len(raw) <= _CACHED_URL_MAX
                                   else _urlsplit_uncached)(raw)
             port = parts.port
-        except ValueError as e:
-            raise InvalidRequest(f'parse "{raw}": {e}', url=raw) from None
+        except ValueError:
+            raise _url_error(raw) from None
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
             what = parts.scheme if parts.scheme else ""
-            raise InvalidRequest(f'unsupported protocol scheme "{what}"', url=raw)
+            raise InvalidRequest(f'unsupported protocol scheme "{what}"', url=_redact_url(raw))
         # The host as written: Go's canonicalAddr keeps ASCII case (the pool
         # key of "Example.com" differs from "example.com"); non-ASCII names go
         # through IDNA (Go: idna.ToASCII).
@@ -212,16 +212,21 @@ class _URL:
         else:
             host = hostport_raw.partition(":")[0]
         if not host:
-            raise InvalidRequest("http: no Host in request URL", url=raw)
+            raise InvalidRequest("http: no Host in request URL", url=_redact_url(raw))
         try:
             host.encode("ascii")
         except UnicodeEncodeError:
             try:
                 host = host.encode("idna").decode("ascii")
             except UnicodeError as e:
-                raise InvalidRequest(f'invalid host "{host}": {e}', url=raw) from None
-        if any(c in host for c in " \r\n\t\x00/\\"):
-            raise InvalidRequest(f'invalid host "{host}"', url=raw)
+                shown = _redact_url(raw)
+                raise InvalidRequest(f'parse "{shown}": invalid host name "{host}" ({e})',
+                                     url=shown) from None
+        bad = next((c for c in host if c in " \r\n\t\x00/\\[]"), None)
+        if bad is not None:
+            shown = _redact_url(raw)
+            raise InvalidRequest(f'parse "{shown}": invalid character "{bad}" in host name',
+                                 url=shown)
         self.raw = raw
         self.scheme = scheme
         self.host = host
@@ -246,6 +251,43 @@ class _URL:
             self.redacted = parts._replace(netloc=netloc).geturl()
         else:
             self.redacted = raw
+
+
+def _redact_url(raw: str) -> str:
+    """A URL for an error: the password of its userinfo as ***."""
+    return _URL_PW.sub(r"\1***@", raw)
+
+
+def _url_error(raw: str) -> InvalidRequest:
+    """The error for a URL the standard library cannot split, in Go's words
+    (url.Parse's ``parse "<url>": <cause>``; a port out of range passes
+    Go's parser and fails at the dial, as here)."""
+    shown = _redact_url(raw)
+    netloc = raw.partition("//")[2]
+    for sep in "/?#":
+        netloc = netloc.partition(sep)[0]
+    hostport = netloc.rpartition("@")[2]
+    if hostport.startswith("[") and "]" not in hostport:
+        cause = "missing ']' in host"
+    elif hostport.startswith("["):
+        literal, _, rest = hostport[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            cause = f'invalid port "{rest}" after host'
+        elif rest[1:] and not rest[1:].isdigit():
+            cause = f'invalid port "{rest}" after host'
+        elif rest[1:]:
+            return InvalidRequest(f"dial tcp: address {rest[1:]}: invalid port", url=shown)
+        else:
+            cause = f'invalid IP literal "[{literal}]" in host'
+    elif "[" in hostport or "]" in hostport:
+        bad = "[" if "[" in hostport else "]"
+        cause = f'invalid character "{bad}" in host name'
+    else:
+        port = hostport.rpartition(":")[2]
+        if port.isdigit():
+            return InvalidRequest(f"dial tcp: address {port}: invalid port", url=shown)
+        cause = f'invalid port ":{port}" after host'
+    return InvalidRequest(f'parse "{shown}": {cause}', url=shown)
 
 
 def _forget_long_url(url: str) -> None:
@@ -600,6 +642,9 @@ class Request:
             self._u = _parse_url(url)
         except InvalidRequest as e:
             e.method = method
+            msg = str(e)
+            if not msg.startswith("parse "):   # url.Parse's own form stays (Go)
+                e.args = (f'{method.capitalize()} "{e.url}": {msg}',)
             raise
         self._method = method
         self._url = url
@@ -608,6 +653,7 @@ class Request:
             _check_headers(self._headers._list)
         except InvalidRequest as e:
             e.method, e.url = method, self._u.redacted
+            e.args = (f'{method.capitalize()} "{self._u.redacted}": {e}',)
             raise
         if content is None and data is None and json is None and not files:
             self.body, self.chunked, self._one_shot = None, False, False

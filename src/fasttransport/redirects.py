@@ -27,6 +27,7 @@ from .models import (
     Response,
     _forget_long_url,
     _parse_url,
+    _url_error,
     _urlsplit_uncached,
 )
 
@@ -92,18 +93,10 @@ def _parse_location(base: str, loc: str) -> str:
         loc = quote(loc.encode("latin-1"), safe=_PRINTABLE)
     try:
         _ = _urlsplit_uncached(loc).port
-    except ValueError as e:
-        authority = loc.partition("//")[2]
-        for sep in "/?#":
-            authority = authority.partition(sep)[0]
-        hostport = authority.rpartition("@")[2]
-        if "[" in hostport and "]" not in hostport:
-            cause = "missing ']' in host"
-        elif hostport.startswith("["):
-            cause = str(e)
-        else:
-            cause = f'invalid port "{hostport[hostport.rfind(":"):]}" after host'
-        raise ValueError(f'parse "{loc}": {cause}') from None
+    except ValueError:
+        err = _url_error(loc)
+        if str(err).startswith("parse "):     # (a port out of range fails at the dial)
+            raise ValueError(str(err)) from None
     joined = urljoin(base, loc)
     _forget_long_url(loc)
     return joined
