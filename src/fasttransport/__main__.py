@@ -10,7 +10,8 @@ Exit codes follow curl's: 0 success, 1 unsupported protocol, 2 usage,
 3 malformed URL, 6 could not resolve host, 7 failed to connect, 22 HTTP
 status >= 400 with ``--fail``, 23 could not write the output, 26 could not
 read the data to send, 28 timeout, 35 TLS failure, 47 too many redirects,
-56 failure receiving data, 130 interrupted.
+56 failure receiving data, 63 body larger than ``--max-filesize``,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -257,8 +258,7 @@ def _verbose_request(method: str, url: str, headers: List[tuple], body: Optional
     u = urlsplit(url)
     err = sys.stderr
     if insecure:
-        print("* -k: certificate verification cannot be turned off yet: "
-              "HTTPS is not implemented", file=err)
+        print("* -k: the server's certificate is not verified", file=err)
     target = (u.path or "/") + (f"?{u.query}" if u.query else "")
     names = {name.lower() for name, _ in headers}
     print(f"> {method} {target} HTTP/1.1", file=err)
@@ -404,7 +404,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes (curl's): 0 ok, 1 unsupported protocol, 2 usage, 3 malformed URL, "
         "6 could not resolve host, 7 failed to connect, 22 HTTP >= 400 with --fail, "
         "23 write error, 26 read error (-d @file), 28 timeout, 35 TLS failure, "
-        "47 too many redirects, 56 receive failure, 130 interrupted.",
+        "47 too many redirects, 56 receive failure, 63 body larger than --max-filesize, "
+        "130 interrupted.",
     )
     g.add_argument("url")
     g.add_argument("-X", "--request", metavar="METHOD", help="method (default GET, or POST "
@@ -430,8 +431,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--connect-timeout", type=float, metavar="SECONDS",
                    help="limit for connecting (default 30)")
     g.add_argument("-k", "--insecure", action="store_true",
-                   help="accepted for curl compatibility; HTTPS is not implemented yet, so "
-                   "there is no certificate verification to turn off")
+                   help="do not verify the server's TLS certificate (verify=False)")
     g.add_argument("-A", "--user-agent", metavar="NAME", help="User-Agent header")
     g.add_argument("-f", "--fail", action="store_true",
                    help="exit 22 without writing the body when the status is >= 400")
