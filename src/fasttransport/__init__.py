@@ -5,7 +5,8 @@ Transport and Client, with the hot path in native code.
     r = ft.get("http://127.0.0.1:8080/")
     print(r.status_code, r.headers["Content-Type"], len(r.content))
 
-README.md describes the public API and the design.
+README.md describes the public API and the design; docs/ is the full
+documentation (``mkdocs serve``).
 """
 
 from ._core import CancelToken

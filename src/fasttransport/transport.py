@@ -295,8 +295,12 @@ class Transport:
       no limit. Per request: ``max_body_size=``. Decoding is bounded by what
       is read whatever the limit: a streaming read of n bytes never makes a
       decoder hold much more than n (one zstd block, 128 KiB, at most).
-    - verify, cert, proxy: TLS and proxy settings (``_tls_files`` says what
-      verify takes; an ssl.SSLContext raises TypeError).
+    - verify [TLSClientConfig]: True (SSL_CERT_FILE / SSL_CERT_DIR, else the
+      certifi bundle, else the system store), False (no verification), or
+      the path of a CA bundle file or hashed directory (ValueError if
+      missing); an ssl.SSLContext raises TypeError.
+    - cert [TLSClientConfig.Certificates]: a PEM file with the client
+      certificate and its key, or a (cert, key) pair.
     - trust_env: read SSL_CERT_FILE / SSL_CERT_DIR and the proxy variables
       from the environment (default True).
     - proxy [Proxy]: a proxy URL for every request (Go's ProxyURL; no
@@ -545,6 +549,7 @@ class Transport:
         self._core.close()
 
     def stats(self) -> TransportStats:
+        """A snapshot of the live counts and counters (TransportStats)."""
         return TransportStats(**self._core.stats())
 
     def host_stats(self) -> dict:
