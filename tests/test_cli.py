@@ -546,6 +546,36 @@ def test_bench_seq_against_nginx(tmp_path: Path):
     assert "CPU × fasttransport" in (out / "seq.md").read_text()
 
 
+def test_bench_wrk_row_and_syscalls_per_request(tmp_path: Path):
+    from fasttransport.bench.nginx import find_nginx
+
+    missing = [tool for tool, found in (("nginx-light", find_nginx()),
+                                        ("wrk", shutil.which("wrk")),
+                                        ("strace", shutil.which("strace"))) if not found]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (apt-get install ...)")
+    out = tmp_path / "results"
+    r = run("bench", "--quick", "--syscalls", "--scenarios", "seq", "--clients",
+            "fasttransport,wrk", "--n", "seq=300", "--time-limit", "1", "--no-charts",
+            "--out", str(out), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads((out / "seq.json").read_text())
+    rows = {s["client"]: s for s in data["summary"]}
+    assert set(rows) == {"fasttransport", "wrk"}
+    ran = rows["wrk"]
+    assert ran["errors_total"] == 0 and ran["requests_total"] > 0
+    assert ran["cpu_us_per_req"] > 0 and ran["req_per_s"] > 0
+    assert data["runs"]["wrk"][0]["command"].startswith("wrk -t1 -c1 -d1s http://127.0.0.1:")
+    counted = data["syscalls"]["rows"]
+    for row in ("fasttransport", "wrk"):
+        # At least a send and a receive per request, from the difference of two runs.
+        assert counted[row]["per_req"] >= 2, counted[row]
+        assert rows[row]["syscalls_per_req"] == counted[row]["per_req"]
+    table = (out / "seq.md").read_text()
+    assert "| wrk " in table and "(C load generator, not a Python client)" in table
+    assert "| client | syscalls/req | most frequent, per request |" in table
+
+
 def test_bench_unknown_scenario_is_a_usage_error(tmp_path: Path):
     r = run("bench", "--scenarios", "nope", "--out", str(tmp_path))
     assert r.returncode == 2

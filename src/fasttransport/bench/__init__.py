@@ -9,9 +9,11 @@ the options; ``--quick`` finishes in about a minute.
 
 Modules: ``runner`` (the driver and its options), ``scenarios`` (what each
 scenario runs and reports), ``worker`` (one measured run in its own process),
-``clients`` (the clients under test, wrapped alike), ``parsers`` (the
-response-head parser rows), ``nginx`` (the server), ``certs`` (its TLS
-certificate), ``report`` (tables, JSON, charts, README).
+``clients`` (the clients under test, wrapped alike), ``wrk`` (the C load
+generator wrk as a reference row), ``syscalls`` (system calls per request
+with ``strace -f -c``), ``parsers`` (the response-head parser rows),
+``nginx`` (the server), ``certs`` (its TLS certificate), ``report`` (tables,
+JSON, charts, README).
 """
 
 from .runner import main

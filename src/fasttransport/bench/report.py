@@ -5,7 +5,7 @@ and the results section of a README.
   runs that worked, totals of requests and errors, or the reason none did.
 - ``markdown(scenario, summaries, info)``: the scenario's table with ratios
   to its baseline row (fasttransport; pycurl for the fan-out scenarios),
-  then its notes.
+  then its notes, then the system calls per request when counted.
 - ``chart(scenario, summaries, path)``: a PNG of the scenario's panels
   (matplotlib, Agg backend); returns False with a reason when matplotlib is
   not installed.
@@ -23,7 +23,7 @@ import statistics
 import textwrap
 from typing import Any, Optional
 
-from .scenarios import Scenario, Summary
+from .scenarios import ROW_KINDS, Scenario, Summary
 
 TOTALS = ("requests", "errors", "bad_bodies")
 
@@ -63,6 +63,8 @@ def _label(s: Summary) -> str:
     text = s["client"]
     if s.get("version") and s["version"] not in text:
         text += f" {s['version']}"
+    if s["client"] in ROW_KINDS:
+        text += f" ({ROW_KINDS[s['client']]})"
     if s.get("failed_runs"):
         text += f" ({s['failed_runs']} runs failed)"
     return text
@@ -102,6 +104,8 @@ def markdown(scenario: Scenario, summaries: list[Summary], info: dict[str, Any])
             cells = [_label(s)] + [c.cell(s, base) for c in scenario.columns]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", scenario.note]
+    if info.get("syscalls"):
+        lines += ["", *syscall_lines(info["syscalls"])]
     seen = [
         f"- {s['client']}: {_cell_text(s['last_error'])}"
         for s in summaries
@@ -117,11 +121,40 @@ def markdown(scenario: Scenario, summaries: list[Summary], info: dict[str, Any])
     return "\n".join(lines) + "\n"
 
 
+def syscall_lines(counted: dict[str, Any]) -> list[str]:
+    """The system calls per request: a line saying why they were not
+    counted, or a paragraph and a small table (``Suite.count_syscalls``)."""
+    if counted.get("skipped"):
+        return [f"System calls per request: not counted: {counted['skipped']}."]
+    n1, n2 = counted["requests"]
+    w1, w2 = counted["wrk_seconds"]
+    lines = [
+        f"System calls per request, counted with `strace -f -c` (every thread) in separate, "
+        f"untimed runs, since strace slows the client: (calls of a run of {n2:,} requests − "
+        f"calls of a run of {n1:,}) / {n2 - n1:,}, both after the same start-up and warm-up, "
+        f"which cancels them; wrk: between a {w1} s and a {w2} s run, over the difference "
+        "in its requests. Failed calls (EAGAIN and the like) in parentheses.",
+        "",
+        "| client | syscalls/req | most frequent, per request |",
+        "|---|---|---|",
+    ]
+    for row, r in counted["rows"].items():
+        label = f"{row} ({ROW_KINDS[row]})" if row in ROW_KINDS else row
+        if "error" in r:
+            cells = [label, "—", _cell_text(f"not counted: {r['error']}")]
+        else:
+            cells = [label, f"{r['per_req']:.1f}", _cell_text(r["breakdown"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 # ---------------------------------------------------------------------------
 # charts
 
 FT_COLOR = "#d95f02"
 PEER_COLOR = "#7570b3"
+#: Rows that are not Python clients (wrk).
+REFERENCE_COLOR = "#999999"
 
 
 def chart(scenario: Scenario, summaries: list[Summary], path: str) -> Optional[str]:
@@ -140,12 +173,14 @@ def chart(scenario: Scenario, summaries: list[Summary], path: str) -> Optional[s
     for ax, panel in zip(axes[0], panels):
         names, values, lows, highs, colors, notes = [], [], [], [], [], []
         for s in rows:
-            names.append(s["client"])
+            names.append(f"{s['client']} (C load generator)" if s["client"] in ROW_KINDS
+                         else s["client"])
             v = s.get(panel.key) if "status" not in s else None
             values.append(v if v is not None else 0.0)
             lows.append(s.get(f"{panel.key}_min", v) if v is not None else 0.0)
             highs.append(s.get(f"{panel.key}_max", v) if v is not None else 0.0)
-            colors.append(FT_COLOR if _uses_fasttransport(s["client"]) else PEER_COLOR)
+            colors.append(FT_COLOR if _uses_fasttransport(s["client"]) else
+                          REFERENCE_COLOR if s["client"] in ROW_KINDS else PEER_COLOR)
             notes.append(None if v is not None else _status(s) if "status" in s else "—")
         y = list(range(len(rows)))
         xerr = [

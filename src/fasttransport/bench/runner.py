@@ -8,6 +8,14 @@ is not installed, cannot do the scenario or fails on its first run keeps its
 row with the reason and is not run again. nginx is always stopped, also on
 Ctrl-C.
 
+The ``wrk`` row of some scenarios runs the C load generator wrk in its worker
+instead of a Python client, for about as long as the median of the other
+rows' runs in that scenario (``wrk_seconds``). After the timed runs, scenarios
+with ``syscalls`` count each row's system calls per request in separate,
+untimed runs under ``strace -f -c`` (``Suite.count_syscalls``, see
+``syscalls.py``); not under ``--quick`` unless ``--syscalls`` is given, and
+not when strace is missing (the table says why).
+
 Results go to ``--out``: ``bench.md`` (every table of this run),
 ``bench.json`` (every run's raw figures), and per scenario ``NAME.md``,
 ``NAME.json`` and ``NAME.png``. ``--readme FILE`` also writes each table into
@@ -19,15 +27,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Optional
 
-from . import report
+from . import report, syscalls, wrk
 from .clients import ADAPTERS
 from .nginx import INSTALL_HINT, Nginx, can_pin, find_nginx
 from .parsers import PARSERS
@@ -39,14 +50,31 @@ DEFAULT_TIME_LIMIT = 20.0
 QUICK_TIME_LIMIT = 3.0
 #: Seconds a worker may take beyond its time limit (start-up, imports, warm-up).
 WORKER_GRACE = 90.0
+#: System call counts: requests in the shorter and the longer traced run of a
+#: Python client (after the same warm-up), and wrk's two run lengths in seconds.
+SYSCALL_REQUESTS = (200, 1200)
+SYSCALL_WARMUP = 100
+SYSCALL_WRK_SECONDS = (1, 3)
+#: Seconds a traced run may take (strace slows a client several times).
+SYSCALL_TIME_LIMIT = 300.0
 
 
 def known_clients() -> list[str]:
-    names = list(ADAPTERS)
+    names = [*ADAPTERS, wrk.ROW]
     for _, _, library in PARSERS.values():
         if library not in names:
             names.append(library)
     return names
+
+
+def wrk_seconds(runs: dict[str, list[dict[str, Any]]], limit: float) -> int:
+    """How long wrk runs: the median wall time of the other rows' runs so far
+    in this scenario (whole seconds, at least 1, at most the time limit
+    rounded up), or the time limit when there is none."""
+    walls = [r["wall_s"] for row, rs in runs.items() if row != wrk.ROW for r in rs
+             if "status" not in r and r.get("wall_s")]
+    cap = max(1, math.ceil(limit))
+    return min(cap, max(1, round(statistics.median(walls)))) if walls else cap
 
 
 def _row_client(scenario: Scenario, row: str) -> str:
@@ -99,6 +127,12 @@ def build_parser(default_out: str, default_readme: Optional[str]) -> argparse.Ar
     p.add_argument("--no-readme", action="store_true", help="do not touch any README")
     p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
+    p.add_argument("--syscalls", action="store_true",
+                   help="count system calls per request (strace) also under --quick")
+    p.add_argument("--no-syscalls", action="store_true",
+                   help="do not count system calls per request (done by default, not "
+                   "under --quick: separate runs under strace -f -c, about a minute per "
+                   "scenario)")
     p.add_argument("--list", action="store_true", help="list scenarios and clients, then exit")
     return p
 
@@ -162,15 +196,24 @@ class Suite:
             spec["expect"] = self.server.body_size(s.path)
             spec["server_pid"] = self.server.worker_pid
             spec["cafile"] = self.server.cafile if s.needs_tls else None
+        if row == wrk.ROW:
+            spec["kind"] = "wrk"
         return spec
 
-    def run_one(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def pinned(self, cmd: list[str]) -> list[str]:
+        """``cmd`` on CPU 0 (``taskset``), where every client runs."""
+        return ["taskset", "-c", "0", *cmd] if self.pin else cmd
+
+    def run_one(self, spec: dict[str, Any], trace: Optional[str] = None) -> dict[str, Any]:
+        """One worker process; with ``trace`` (a path) it runs under
+        ``strace -f -c`` writing its summary there."""
         cmd = [sys.executable, "-m", "fasttransport.bench.worker", json.dumps(spec)]
-        if self.pin:
-            cmd = ["taskset", "-c", "0", *cmd]
-        timeout = spec["time_limit"] + WORKER_GRACE + spec["warmup"] * spec.get("spacing", 0)
+        if trace:
+            cmd = syscalls.traced(syscalls.find() or "strace", cmd, trace)
+        timeout = (spec["time_limit"] + WORKER_GRACE + spec["warmup"] * spec.get("spacing", 0)
+                   + spec.get("seconds", 0))
         try:
-            proc = subprocess.run(cmd, check=False, capture_output=True, text=True,
+            proc = subprocess.run(self.pinned(cmd), check=False, capture_output=True, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return {"client": spec["client"], "status": "failed",
@@ -204,7 +247,10 @@ class Suite:
                 if row in stop:
                     continue
                 t0 = time.monotonic()
-                result = self.run_one(self.spec(s, row))
+                spec = self.spec(s, row)
+                if row == wrk.ROW:
+                    spec["seconds"] = wrk_seconds(runs, self.limit(s))
+                result = self.run_one(spec)
                 took = time.monotonic() - t0
                 runs[row].append(result)
                 if "status" in result:
@@ -215,7 +261,90 @@ class Suite:
                     status = progress(s, result)
                 print(f"[{s.name}] rep {rep + 1}/{self.reps} {row:34s} {status} "
                       f"({took:.1f} s)", flush=True)
-        return {"rows": rows, "runs": runs}
+        out: dict[str, Any] = {"rows": rows, "runs": runs}
+        if s.syscalls:
+            out["syscalls"] = self.count_syscalls(s, rows, runs)
+        return out
+
+    # -- system calls per request
+
+    def syscalls_skipped(self) -> str:
+        """Why system calls are not counted in this invocation, or ``""``."""
+        if self.args.no_syscalls:
+            return "`--no-syscalls`"
+        if self.quick and not self.args.syscalls:
+            return "not under `--quick` (add `--syscalls`)"
+        if syscalls.find() is None:
+            return syscalls.INSTALL_HINT
+        return ""
+
+    def count_syscalls(self, s: Scenario, rows: list[str],
+                       runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """System calls per request of every row that ran, in separate runs
+        under ``strace -f -c``: ``{"requests": (N1, N2), "wrk_seconds": ...,
+        "rows": {row: PerRequest.as_json() or {"error": ...}}}`` or
+        ``{"skipped": reason}``."""
+        skipped = self.syscalls_skipped()
+        if skipped:
+            print(f"[{s.name}] system calls not counted: {skipped}", flush=True)
+            return {"skipped": skipped}
+        info: dict[str, Any] = {"requests": list(SYSCALL_REQUESTS),
+                                "wrk_seconds": list(SYSCALL_WRK_SECONDS), "rows": {}}
+        for row in rows:
+            if not any("status" not in r for r in runs[row]):
+                continue  # not installed, not available or failed: its row says so
+            t0 = time.monotonic()
+            try:
+                per = self.syscalls_per_request(s, row)
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
+                info["rows"][row] = {"error": str(exc)}
+                text = f"not counted: {exc}"
+            else:
+                info["rows"][row] = per.as_json()
+                text = per.describe()
+            print(f"[{s.name}] syscalls/req {row:34s} {text} ({time.monotonic() - t0:.1f} s)",
+                  flush=True)
+        return info
+
+    def syscalls_per_request(self, s: Scenario, row: str) -> syscalls.PerRequest:
+        """Two traced runs of one row, the second with more requests."""
+        with tempfile.TemporaryDirectory(prefix="ft-bench-strace-") as tmp:
+            counts, made = [], []
+            for i in range(2):
+                path = os.path.join(tmp, f"run{i}.txt")
+                if row == wrk.ROW:
+                    made.append(self._traced_wrk(s, SYSCALL_WRK_SECONDS[i], path))
+                else:
+                    made.append(self._traced_client(s, row, SYSCALL_REQUESTS[i], path))
+                with open(path) as f:
+                    counts.append(syscalls.parse(f.read()))
+        return syscalls.per_request(counts[0], counts[1], made[1] - made[0])
+
+    def _traced_client(self, s: Scenario, row: str, n: int, path: str) -> int:
+        spec = self.spec(s, row)
+        spec.update(n=n, warmup=SYSCALL_WARMUP, time_limit=SYSCALL_TIME_LIMIT,
+                    max_errors=n + SYSCALL_WARMUP)
+        result = self.run_one(spec, trace=path)
+        if "status" in result:
+            raise RuntimeError(f"traced run {result['status']}: {result.get('error', '')}")
+        if result["requests"] != n or result["errors"]:
+            raise RuntimeError(f"the traced run made {result['requests']} requests with "
+                               f"{result['errors']} errors, expected {n} without error")
+        return n
+
+    def _traced_wrk(self, s: Scenario, seconds: int, path: str) -> int:
+        binary, strace = wrk.find(), syscalls.find()
+        if binary is None or strace is None:
+            raise RuntimeError(wrk.INSTALL_HINT if binary is None else syscalls.INSTALL_HINT)
+        spec = self.spec(s, wrk.ROW)
+        cmd = wrk.command(binary, spec["url"], s.concurrency, seconds)
+        proc = subprocess.run(self.pinned(syscalls.traced(strace, cmd, path)), check=False,
+                              capture_output=True, text=True, timeout=seconds + WORKER_GRACE,
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip() or "no output").splitlines()[-1]
+            raise RuntimeError(f"traced wrk exit {proc.returncode}: {tail}")
+        return wrk.parse(proc.stdout).requests
 
     # -- server
 
@@ -366,11 +495,17 @@ def write_results(suite: Suite, scenarios: list[Scenario], results: dict[str, An
         else:
             summaries = [finish_summary(s, report.summarise(row, res["runs"][row]),
                                         body_sizes[s.name]) for row in res["rows"]]
-            text = report.markdown(s, summaries, {"how": suite.how(s, meta)})
+            counted = res.get("syscalls", {}).get("rows", {})
+            for summary in summaries:
+                if "per_req" in counted.get(summary["client"], {}):
+                    summary["syscalls_per_req"] = counted[summary["client"]]["per_req"]
+            text = report.markdown(s, summaries, {"how": suite.how(s, meta),
+                                                  "syscalls": res.get("syscalls")})
             if any("status" not in x for x in summaries):
                 produced += 1
         data = {"meta": meta, "scenario": s.name, "title": s.title, "count": suite.count(s),
-                "skipped": res.get("skipped"), "summary": summaries, "runs": res["runs"]}
+                "skipped": res.get("skipped"), "summary": summaries, "runs": res["runs"],
+                "syscalls": res.get("syscalls")}
         all_json["scenarios"][s.name] = data
         with open(os.path.join(args.out, f"{s.name}.json"), "w") as f:
             json.dump(data, f, indent=1)

@@ -2,8 +2,13 @@
 
 A :class:`Scenario` says which kind of worker run it needs (``requests``,
 ``scale``, ``parser``), which nginx listener and path it uses, how many
-requests (full and ``--quick``), which clients take part, and which figures
-its table and chart show. ``SCENARIOS`` lists them in report order.
+requests (full and ``--quick``), which clients take part, which figures
+its table and chart show and whether system calls per request are counted
+(``syscalls``). ``SCENARIOS`` lists them in report order.
+
+``seq``, ``https_seq``, ``churn`` and ``conc32`` end with a ``wrk`` row: the
+C load generator wrk (``wrk.py``), the floor on this machine, not a Python
+client (``ROW_KINDS`` labels it so).
 
 The fan-out scenarios (``fan32``, ``fan256``, ``fan32_64k``, ``fan32_tls``)
 keep 32 or 256 requests in flight with each client's own way of doing so
@@ -45,6 +50,8 @@ FAN_CLIENTS = (
 )
 #: Most Python threads a thread-style client uses in the fan-out scenarios.
 FAN_THREADS = 32
+#: Rows that are not Python clients, and what their label says they are.
+ROW_KINDS = {"wrk": "C load generator, not a Python client"}
 PARSER_ROWS = (
     "fasttransport C (bench_parse)",
     "fasttransport parse_response_head",
@@ -99,6 +106,8 @@ class Scenario:
     #: Seconds for one run's timed part, full and --quick; None: the suite's default.
     time_limit: Optional[float] = None
     quick_time_limit: Optional[float] = None
+    #: Count system calls per request (``strace -f -c``, separate untimed runs).
+    syscalls: bool = False
 
     @property
     def needs_nginx(self) -> bool:
@@ -204,6 +213,27 @@ _CPU_NOTE = (
     "not the client, set the pace."
 )
 
+
+
+def _wrk_note(connections: int, extra: str = "") -> str:
+    """What the ``wrk`` row is and what it does differently."""
+    flags = f"-t1 -c{connections}"
+    why = (" One wrk thread drives the 32 connections from one epoll loop: the clients "
+           "have one CPU (CPU 0), where a second thread would only share the core."
+           if connections > 1 else "")
+    return (
+        f" `wrk` is the C load generator wrk (`wrk {flags} -d<seconds>s URL`), not a Python "
+        "client: the floor for this exchange on this machine. It builds the request once "
+        "and resends the same bytes; it runs each response through its C HTTP parser "
+        "(http-parser) only to find its end and whether the connection stays open, and "
+        "stores no header, copies no body, makes no response object. Its CPU is the wrk "
+        "process's user + system time from start to exit (start-up and first connect "
+        "included: milliseconds against seconds of requests) over the requests it "
+        "reports; it has no warm-up and runs for about as long as the median of the "
+        f"other rows' runs (whole seconds).{why}{extra}"
+    )
+
+
 _FAN_NOTE = (
     _CPU_NOTE + " Ratios are to pycurl (one CurlMulti). Each client keeps the requests in "
     "flight its own way, its pool sized for them: `fasttransport-map` "
@@ -284,7 +314,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         name="seq",
         title="Sequential GET /small (5 B body) over one keep-alive connection",
         kind="requests",
-        clients=("fasttransport", "fasttransport-transport", *HTTP_CLIENTS[1:]),
+        clients=("fasttransport", "fasttransport-transport", *HTTP_CLIENTS[1:], "wrk"),
         n=20000,
         quick_n=2000,
         warmup=1000,
@@ -295,7 +325,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         columns=_SEQ_COLUMNS,
         panels=_SEQ_PANELS,
         note=_CPU_NOTE + " `fasttransport-transport` is `Transport.round_trip` without the "
-        "Client layer; aiohttp runs one task on its event loop.",
+        "Client layer; aiohttp runs one task on its event loop." + _wrk_note(1),
+        syscalls=True,
     ),
     Scenario(
         name="seq_adapters",
@@ -324,7 +355,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         name="conc32",
         title="GET /small with 32 requests in flight",
         kind="requests",
-        clients=HTTP_CLIENTS,
+        clients=(*HTTP_CLIENTS, "wrk"),
         n=32000,
         quick_n=6400,
         warmup=32 * 50,
@@ -347,7 +378,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         note=_CPU_NOTE + " 32 Python threads share one client for fasttransport, urllib3 "
         "and httpx; http.client and requests get one connection / Session per thread; "
-        "aiohttp runs 32 tasks on one event loop; pycurl one CurlMulti with 32 handles.",
+        "aiohttp runs 32 tasks on one event loop; pycurl one CurlMulti with 32 handles."
+        + _wrk_note(32),
     ),
     _fan("fan32", "GET /small (5 B) with 32 requests in flight, each client its own way", 32,
          30000),
@@ -381,7 +413,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "(`keepalive_requests 100`)",
         kind="requests",
         listener="churn",
-        clients=HTTP_CLIENTS,
+        clients=(*HTTP_CLIENTS, "wrk"),
         n=20000,
         quick_n=2000,
         warmup=300,
@@ -392,7 +424,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         columns=_SEQ_COLUMNS,
         panels=_SEQ_PANELS,
         note=_CPU_NOTE + " One new connection per 100 requests: the cost of noticing "
-        "`Connection: close`, closing and dialing again.",
+        "`Connection: close`, closing and dialing again."
+        + _wrk_note(1, " wrk too reconnects after a response that says `Connection: close`."),
+        syscalls=True,
     ),
     Scenario(
         name="idle_close",
@@ -422,14 +456,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         note="Each request finds its pooled connection already closed by the server. A "
         "client that notices before reusing it dials a new one; one that does not sends "
         "on a dead socket and must retry or fail. Errors are what the caller saw; latency "
-        "is one request's wall time, the 150 ms pause excluded.",
+        "is one request's wall time, the 150 ms pause excluded. No `wrk` row: wrk can "
+        "pause between requests (a Lua `delay()`), but when the server closes the "
+        "connection during the pause wrk reconnects and arms a second pause timer, so its "
+        "requests no longer go out one per 150 ms (41 instead of about 20 in 3 s when "
+        "tried), and it counts such closes as read errors.",
     ),
     Scenario(
         name="https_seq",
         title="Sequential GET /small over one keep-alive TLS connection",
         kind="requests",
         listener="tls",
-        clients=HTTP_CLIENTS,
+        clients=(*HTTP_CLIENTS, "wrk"),
         n=10000,
         quick_n=1000,
         warmup=200,
@@ -440,7 +478,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         columns=_SEQ_COLUMNS,
         panels=_SEQ_PANELS,
         note=_CPU_NOTE + " TLS 1.3 with a certificate made at start; clients verify it "
-        "against its CA.",
+        "against its CA."
+        + _wrk_note(1, " Over TLS wrk does not verify the certificate (`SSL_VERIFY_NONE`)."),
+        syscalls=True,
     ),
     Scenario(
         name="https_big",

@@ -8,13 +8,14 @@ with status ``"not installed"`` (the library does not import),
 fasttransport adapter not written yet), ``"not supported yet"`` (the first
 request failed saying so) or ``"failed"``.
 
-Spec keys: ``kind`` (``requests``, ``scale``, ``parser``), ``client``,
+Spec keys: ``kind`` (``requests``, ``scale``, ``parser``, ``wrk``), ``client``,
 ``url``, ``cafile``, ``expect`` (body size), ``n``, ``warmup``,
 ``concurrency`` (requests in flight), ``threads`` (Python threads for a
 client of the ``threads`` style; ``concurrency`` when absent), ``spacing``
 (seconds of sleep before each request),
 ``time_limit`` (seconds for the timed part), ``max_errors``, ``server_pid``
-(the nginx worker, whose CPU is read around the timed part).
+(the nginx worker, whose CPU is read around the timed part), ``seconds``
+(``wrk``: how long wrk runs).
 
 Measured around the timed part only, in this process: user + system CPU of
 all threads (``getrusage(RUSAGE_SELF)``), wall time, voluntary and
@@ -22,7 +23,8 @@ involuntary context switches; and the nginx worker's CPU over the same
 window. Every loop stops after ``n`` requests, after ``time_limit``
 seconds, or after ``max_errors`` errors, whichever comes first (the
 ``multi`` runners, which drive their requests themselves, after ``n`` or
-``time_limit``).
+``time_limit``). The ``wrk`` kind runs the C load generator wrk for
+``seconds`` instead and measures that child process (``run_wrk``).
 
 With more than one request in flight the client's ``style`` decides how:
 ``threads`` (that many Python threads, each looping on a blocking fetch),
@@ -40,11 +42,13 @@ import math
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from typing import Any, Callable, Optional
 
+from . import wrk
 from .clients import ADAPTERS, Adapter, AsyncFetch, Fetch, NotAvailable, Target
 from .nginx import proc_cpu_seconds
 from .parsers import PARSERS, empty_loop_ns
@@ -162,11 +166,13 @@ def shares(n: int, parts: int) -> list[int]:
 
 
 class Meter:
-    """CPU, wall time and context switches of this process over a window, and
+    """CPU, wall time and context switches of this process (or, with ``who``
+    ``RUSAGE_CHILDREN``, of the children it waited for) over a window, and
     the server worker's CPU over the same window."""
 
-    def __init__(self, server_pid: Optional[int]) -> None:
+    def __init__(self, server_pid: Optional[int], who: int = resource.RUSAGE_SELF) -> None:
         self.server_pid = server_pid
+        self.who = who
 
     def _server(self) -> float:
         if self.server_pid is None:
@@ -178,17 +184,19 @@ class Meter:
 
     def start(self) -> None:
         self.s0 = self._server()
-        self.ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        self.ru0 = resource.getrusage(self.who)
         self.t0 = time.perf_counter()
 
     def stop(self) -> None:
         self.t1 = time.perf_counter()
-        self.ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        self.ru1 = resource.getrusage(self.who)
         self.s1 = self._server()
 
-    def result(self, tally: Tally, body_bytes: int) -> dict[str, Any]:
+    def result(self, tally: Tally, body_bytes: int, wall: Optional[float] = None) -> dict[str, Any]:
+        """The figures; ``wall`` replaces the window's wall time (wrk's own run time)."""
         n = max(1, tally.done)
-        wall = self.t1 - self.t0
+        if wall is None:
+            wall = self.t1 - self.t0
         user = self.ru1.ru_utime - self.ru0.ru_utime
         system = self.ru1.ru_stime - self.ru0.ru_stime
         server = self.s1 - self.s0
@@ -382,6 +390,40 @@ def run_requests(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
+# wrk: the C load generator as a reference row
+
+
+def run_wrk(spec: dict[str, Any]) -> dict[str, Any]:
+    """``wrk -t1 -c<concurrency> -d<seconds>s <url>`` as a child of this
+    process, which starts no other child: its CPU is the growth of
+    ``RUSAGE_CHILDREN`` around it (see ``wrk.py``)."""
+    binary = wrk.find()
+    if binary is None:
+        raise NotAvailable(wrk.INSTALL_HINT)
+    version = wrk.version(binary)
+    seconds = max(1, round(spec["seconds"]))
+    cmd = wrk.command(binary, spec["url"], spec["concurrency"], seconds)
+    meter = Meter(spec.get("server_pid"), who=resource.RUSAGE_CHILDREN)
+    meter.start()
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True,
+                          timeout=seconds + 60, stdin=subprocess.DEVNULL)
+    meter.stop()
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+        raise RuntimeError(f"wrk exit {proc.returncode}: {tail}")
+    report = wrk.parse(proc.stdout)
+    if report.requests == 0:
+        raise RuntimeError(f"wrk made no requests: {report.error_text() or proc.stdout}")
+    tally = Tally()
+    tally.done, tally.errors, tally.last_error = (report.requests, report.errors,
+                                                  report.error_text())
+    result = meter.result(tally, spec["expect"], wall=report.seconds)
+    result["version"] = version
+    result["command"] = " ".join(["wrk", *cmd[1:]])
+    return result
+
+
+# ---------------------------------------------------------------------------
 # scale: many idle keep-alive connections
 
 
@@ -471,6 +513,7 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "requests": run_requests,
     "scale": run_scale,
     "parser": run_parser,
+    "wrk": run_wrk,
 }
 
 
