@@ -992,6 +992,7 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
                 rt->want.tls = rt->tls;
                 rt->want.tunnel = rt->tunnel;
                 rt->want.tunnel_auth = rt->tunnel_auth;
+                rt->want.hop = rt->hop.socks || rt->hop.proxy_tls ? &rt->hop : NULL;
                 rt->want.job = rt->job;
                 if (!ft_host_is_numeric(rt->host)) {
                     rt->dns = ft_dns_start(rt->host, rt->port,
