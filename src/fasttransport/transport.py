@@ -193,16 +193,16 @@ class _ProxyRoute:
     redacted) for error texts.
 
     - http and https proxies: plain-http targets share one key per proxy
-      (absolute-form requests; ``tls``: over TLS with an https proxy); an
-      https target gets a key of its own and a CONNECT tunnel (``tunnel`` =
-      its "host:port"), inside TLS with an https proxy (``proxy_tls``, its
-      session cache key ``proxy_key``).
+      (absolute-form requests); an https target gets a key of its own and a
+      CONNECT tunnel (``tunnel`` = its "host:port"). With an https proxy
+      (``proxy_tls``) both go over TLS with the proxy, whose session is
+      cached under ``proxy_key``, the key of its plain-http connections.
     - SOCKS proxies (``socks``: _core.SOCKS): a key per target; the dial
       runs the SOCKS handshake for ``socks_host``:``socks_port`` with the
       URL's user name (and password: SOCKS5), then the target's own TLS for
       https; ``path`` is Go's "PROXY->TARGET" of its error texts."""
 
-    __slots__ = ("key", "host", "port", "auth", "error", "tunnel", "tls", "proxy_tls",
+    __slots__ = ("key", "host", "port", "auth", "error", "tunnel", "proxy_tls",
                  "proxy_key", "socks", "socks_host", "socks_port", "socks_user", "socks_pass",
                  "proxy", "path")
 
@@ -211,7 +211,7 @@ class _ProxyRoute:
         self.key, self.host, self.port, self.auth = b"", b"", 0, None
         self.error = error
         self.tunnel: Optional[bytes] = None
-        self.tls = self.proxy_tls = False
+        self.proxy_tls = False
         self.proxy_key: Optional[bytes] = None
         self.socks = 0
         self.socks_host: Optional[bytes] = None
@@ -230,14 +230,11 @@ class _ProxyRoute:
             self._socks(p, target)
             return
         self.auth = p.authorization()
-        self.tls = p.scheme == "https"
+        if p.scheme == "https":
+            self.proxy_tls, self.proxy_key = True, self.key
         if target is not None and target.scheme == "https":
             hostport = f"[{target.host}]" if ":" in target.host else target.host
             self.tunnel = f"{hostport}:{target.port}".encode("ascii")
-            if self.tls:
-                # TLS in TLS: the proxy's session is cached under the key
-                # its plain-http connections use
-                self.proxy_tls, self.proxy_key = True, self.key
             self.key += b"|" + target.key
 
     def _socks(self, p: _proxy.ProxyURL, target: Any) -> None:
@@ -561,7 +558,7 @@ class Transport:
                     # serves every plain-http target (over TLS with an https
                     # proxy: its name and certificate)
                     target = f"http://{headers.get('Host') or u.host_header}{u.target}"
-                    tls = route.tls
+                    tls = False
                     if route.auth and "proxy-authorization" not in headers:
                         hlist = hlist + [("Proxy-Authorization", route.auth)]
                 else:
@@ -572,6 +569,10 @@ class Transport:
         p = _core.Plan(op, u.redacted, key, host, port, head, body, length,
                        chunked and not isinstance(body, bytes), method == "HEAD", req_close,
                        tls, expect, gzip, request._one_shot, self._max_body(request), route)
+        if route and route.proxy_tls:
+            # an https proxy: TLS with it first (its name, its certificate)
+            p.proxy_tls = True
+            p.proxy_key = route.proxy_key
         if tunnel is not None:
             p.tls_host = u.host_bytes
             if tunnel.socks:
@@ -586,8 +587,6 @@ class Transport:
                 # https through an http(s) proxy: CONNECT to the target (over
                 # TLS with an https proxy), then TLS with the target
                 p.tunnel = tunnel.tunnel
-                p.proxy_tls = tunnel.proxy_tls
-                p.proxy_key = tunnel.proxy_key
                 if tunnel.auth:
                     p.tunnel_auth = tunnel.auth.encode("latin-1")
         return p
