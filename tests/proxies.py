@@ -78,12 +78,14 @@ def start_daemon(tmp: str, name: str, package: str, argv: Callable[[int], list],
             f.write(base + "".join(f"{ip} {n}\n" for n, ip in hosts.items()))
         prefix = [_exe("unshare", "util-linux"), "-m", "sh", "-c",
                   f'mount --bind "{hosts_file}" /etc/hosts && exec "$0" "$@"']
+    # not this process's sanitizer runtime (tests/run_sanitized.sh preloads it)
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     last = ""
     for _ in range(5):
         port = free_port()
         with open(log, "ab") as out:
             proc = subprocess.Popen(prefix + [exe] + argv(port), stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT)
+                                    stdout=out, stderr=subprocess.STDOUT, env=env)
         d = Daemon(proc, port, log)
         deadline = time.monotonic() + ready
         while time.monotonic() < deadline and proc.poll() is None:
