@@ -107,9 +107,21 @@ def test_socks5_microsocks_with_password(daemons, http_server, https_target):
         assert "proxy-authorization" not in {k.lower() for k, _ in doc["headers"]}
         for _ in range(2):
             assert c.get(srv.url("/bytes/70000")).content == body_bytes(70000)
+        # the engine-run APIs take the same pooled connections
+        assert c.submit("GET", srv.url("/bytes/9000")).result(timeout=10).content == (
+            body_bytes(9000))
+
+        async def main():
+            async with ft.AsyncClient(transport=t) as ac:
+                r = await ac.get(srv.url("/bytes/8000"))
+                assert r.content == body_bytes(8000)
+                r = await ac.post(http_server.url("/echo"), content=b"a" * 100000)
+                assert r.json()["body"] == "a" * 100000
+
+        asyncio.run(main())
         s = t.stats()
         # one dial per target, reused after
-        assert s.dials == 2 and s.reused_conns == 4 and s.tls_handshakes == 1
+        assert s.dials == 2 and s.reused_conns == 7 and s.tls_handshakes == 1
         keys = set(t.host_stats())
     assert keys == {f"socks5://alice@127.0.0.1:{d.port}|proxy|http://127.0.0.1:{http_server.port}",
                     f"socks5://alice@127.0.0.1:{d.port}|proxy|https://127.0.0.1:{srv.port}"}
@@ -173,12 +185,13 @@ def test_dante(daemons, tmp_path, http_server, https_target, scheme):
     t = ft.Transport(proxy=f"{scheme}://tester@127.0.0.1:{d.port}", verify=ca_file)
     with ft.Client(transport=t) as c:
         for host in ("127.0.0.1", "localhost"):
-            r = c.get(f"http://{host}:{http_server.port}/bytes/200000")
-            assert r.content == body_bytes(200000)
+            for _ in range(2):
+                r = c.get(f"http://{host}:{http_server.port}/bytes/200000")
+                assert r.content == body_bytes(200000)
             r = c.post(f"https://{host}:{srv.port}/echo", content=b"x" * 300000)
             assert r.json()["body"] == "x" * 300000
         s = t.stats()
-        assert s.dials == 4 and s.dial_errors == 0
+        assert s.dials == 4 and s.dial_errors == 0 and s.reused_conns == 2
     t.close()
 
 
