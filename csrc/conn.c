@@ -1121,6 +1121,7 @@ int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
                 rt->want.tls = rt->tls;
                 rt->want.tunnel = rt->tunnel;
                 rt->want.tunnel_auth = rt->tunnel_auth;
+                rt->want.hop = rt->hop.socks || rt->hop.proxy_tls ? &rt->hop : NULL;
                 rt->want.job = rt->job;
                 if (rt->connect_to)
                     rt->conn_deadline = ft_now_ns() + rt->connect_to;

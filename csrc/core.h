@@ -118,6 +118,24 @@ enum {
 /* Connection states (ft_conn.state). */
 enum { FT_CS_DIALING = 1, FT_CS_ACTIVE, FT_CS_IDLE, FT_CS_DRAINING, FT_CS_CLOSING };
 
+/* A dial's way through a proxy besides the CONNECT tunnel (dial.c). The
+ * strings are borrowed: the exchange's while it waits (ft_want.hop), the
+ * dial's own copies once it starts. */
+enum { FT_SOCKS_NONE = 0, FT_SOCKS4, FT_SOCKS4A, FT_SOCKS5, FT_SOCKS5H };
+
+typedef struct {
+    int socks;                 /* FT_SOCKS_*: the handshake after the TCP connect */
+    const char *socks_host;    /* the target: a name or an IP literal (no brackets) */
+    int socks_port;
+    const char *socks_user;    /* SOCKS5: RFC 1929 user name; SOCKS4: the user id */
+    const char *socks_pass;    /* SOCKS5: its password ("" when none) */
+    const char *proxy_host;    /* the proxy as dialed (error texts; its TLS name) */
+    int proxy_port;
+    int proxy_tls;             /* TLS with the proxy (an https proxy) before the
+                                  CONNECT: the target's TLS then runs inside it */
+    const char *proxy_key;     /* that session's cache key */
+} ft_hop;
+
 typedef struct ft_hostpool ft_hostpool;
 typedef struct ft_io ft_io;
 typedef struct ft_transport ft_transport;
@@ -145,6 +163,7 @@ typedef struct ft_want {
     int tls;
     const char *tunnel;       /* CONNECT authority through a proxy, or NULL */
     const char *tunnel_auth;  /* its Proxy-Authorization value, or NULL */
+    const ft_hop *hop;        /* SOCKS / TLS to the proxy, or NULL */
     ft_job *job;              /* an engine runs the request: schedule it on delivery */
     pthread_cond_t cond;      /* signalled on delivery (CLOCK_MONOTONIC) */
     int cond_ready;
@@ -161,10 +180,26 @@ struct ft_dial {
     int64_t deadline;         /* 0 = none */
     char *host;               /* TLS server name (owned) */
     int tls;                  /* handshake after connect */
-    int handshaking;
+    int phase;                /* DP_* (dial.c), engine thread only */
     char *tunnel_req;         /* the CONNECT request while it is sent (owned) */
     size_t tunnel_len, tunnel_off;
-    int tunneling;            /* waiting for the proxy's answer to CONNECT */
+    int tunneling;            /* a CONNECT tunnel comes after the proxy's TCP (and TLS) */
+    /* through a SOCKS or https proxy (ft_hop; strings owned) */
+    int socks;                /* FT_SOCKS_* */
+    char *socks_host, *socks_user, *socks_pass;
+    int socks_port;
+    char *proxy_host;         /* the proxy (texts; its TLS name) */
+    int proxy_port;
+    int proxy_tls;            /* TLS with the proxy first */
+    char *proxy_key;          /* its session cache key */
+    struct ft_dns *dns;       /* the target's lookup (socks4, socks5) */
+    ft_engine *dns_engine;    /* where that lookup's end is posted */
+    ft_engine_task dns_task;  /* ... as this task */
+    struct addrinfo *target_addrs;
+    int sstate;               /* the SOCKS exchange: the message in sbuf */
+    int ssend;                /* sending sbuf[soff..slen), else reading into it */
+    size_t slen, soff, sneed; /* its length and progress; the reply's size */
+    unsigned char sbuf[600];
     int started;              /* its task ran (engine thread only) */
     int abort;                /* close_idle_connections ended it (detached only) */
     int err_code;
@@ -230,6 +265,7 @@ typedef struct ft_rt {
     const char *tunnel;        /* "host:port" to CONNECT to through the proxy
                                   at host:port, or NULL */
     const char *tunnel_auth;   /* Proxy-Authorization for the CONNECT */
+    ft_hop hop;                /* a SOCKS proxy, TLS to an https proxy */
     int req_close;             /* request carries Connection: close */
     int64_t deadline;          /* absolute ns for the whole exchange, 0 = none */
     /* ft.Timeout's parts for this exchange, ns, 0 = none:
@@ -628,5 +664,8 @@ void ft_dial_unlink_locked(ft_dial *d);
 void ft_dial_abort_orphans_locked(ft_io *io);
 void ft_dial_close_all(ft_transport *t, ft_io *io);
 void ft_dial_free(ft_dial *d);
+/* pool.c, when it makes a dial for a want with a hop: the dial's own copy
+ * (0, or -1 out of memory). */
+int ft_dial_set_hop(ft_dial *d, const ft_hop *hop);
 
 #endif

@@ -490,15 +490,15 @@ static void deliver_err_locked(ft_transport *t, ft_want *w, int code, const char
 static int start_dial_locked(ft_transport *t, ft_hostpool *hp, ft_want *w)
 {
     ft_dial *d = calloc(1, sizeof *d);
-    if (d && w->tls && !(d->host = strdup(w->host))) {
-        free(d);
+    if (d && ((w->tls && !(d->host = strdup(w->host)))
+              || (w->hop && ft_dial_set_hop(d, w->hop) != 0))) {
+        ft_dial_free(d);
         d = NULL;
     }
     ft_conn *c = d ? conn_new_locked(t, hp) : NULL;
     if (!c) {
         if (d)
-            free(d->host);
-        free(d);
+            ft_dial_free(d);
         return -1;
     }
     d->c = c;

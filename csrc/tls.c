@@ -29,13 +29,20 @@ struct ft_tls_ctx {
     int64_t full, resumed;
 };
 
-static int ex_key_index = -1;  /* SSL ex_data: the connection's pool key */
+static int ex_key_index = -1;  /* SSL ex_data: its session cache key (owned) */
 static int ex_ctx_index = -1;  /* SSL ex_data: the ft_tls_ctx */
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
 
+static void free_key(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                     void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    free(ptr);
+}
+
 static void ex_init(void)
 {
-    ex_key_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    ex_key_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_key);
     ex_ctx_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
@@ -204,14 +211,34 @@ static int is_ip(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-SSL *ft_tls_new(ft_tls_ctx *x, int fd, const char *host, const char *key, char *err, size_t errcap)
+/* A client SSL for host (no I/O attached yet): fd >= 0 reads and writes
+ * that socket; otherwise `outer`, an established session, carries it. */
+static SSL *tls_new(ft_tls_ctx *x, int fd, SSL *outer, const char *host, const char *key,
+                    char *err, size_t errcap)
 {
     ERR_clear_error();
     SSL *ssl = SSL_new(x->ctx);
-    if (!ssl || SSL_set_fd(ssl, fd) != 1)
+    char *own_key = strdup(key);
+    if (!ssl || !own_key) {
+        free(own_key);
         goto fail;
+    }
+    /* the key lives as long as the session: a TLS 1.3 ticket may arrive
+     * at any read (freed by free_key) */
     SSL_set_ex_data(ssl, ex_ctx_index, x);
-    SSL_set_ex_data(ssl, ex_key_index, (void *)key);
+    SSL_set_ex_data(ssl, ex_key_index, own_key);
+    if (fd >= 0) {
+        if (SSL_set_fd(ssl, fd) != 1)
+            goto fail;
+    } else {
+        /* TLS in TLS: the records go through the outer session, a filter
+         * BIO over it; the inner one owns it from here (BIO_CLOSE) */
+        BIO *b = BIO_new(BIO_f_ssl());
+        if (!b)
+            goto fail;
+        BIO_set_ssl(b, outer, BIO_NOCLOSE);
+        SSL_set_bio(ssl, b, b);
+    }
     if (is_ip(host)) {
         if (SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE
             && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1)
@@ -228,6 +255,8 @@ SSL *ft_tls_new(ft_tls_ctx *x, int fd, const char *host, const char *key, char *
         SSL_SESSION_free(sess);
     }
     SSL_set_connect_state(ssl);
+    if (outer)
+        (void)BIO_set_close(SSL_get_rbio(ssl), BIO_CLOSE);
     return ssl;
 fail : {
     char why[160];
@@ -237,6 +266,17 @@ fail : {
         SSL_free(ssl);
     return NULL;
 }
+}
+
+SSL *ft_tls_new(ft_tls_ctx *x, int fd, const char *host, const char *key, char *err, size_t errcap)
+{
+    return tls_new(x, fd, NULL, host, key, err, errcap);
+}
+
+SSL *ft_tls_new_over(ft_tls_ctx *x, SSL *outer, const char *host, const char *key, char *err,
+                     size_t errcap)
+{
+    return tls_new(x, -1, outer, host, key, err, errcap);
 }
 
 int ft_tls_handshake(ft_tls_ctx *x, SSL *ssl, const char *host, int *want_write, char *err,
@@ -342,7 +382,13 @@ ssize_t ft_tls_write(SSL *ssl, const void *buf, size_t n, int *want_write, char 
 
 int ft_tls_pending(SSL *ssl)
 {
-    return SSL_pending(ssl);
+    /* TLS in TLS: the outer session may hold decrypted bytes of the inner
+     * one's next record (its filter BIO reports them as pending; a socket
+     * BIO reports none) */
+    int n = SSL_pending(ssl);
+    if (n == 0)
+        n = (int)BIO_pending(SSL_get_rbio(ssl));
+    return n;
 }
 
 void ft_tls_close(SSL *ssl)
@@ -351,5 +397,6 @@ void ft_tls_close(SSL *ssl)
     if (SSL_is_init_finished(ssl))
         (void)SSL_shutdown(ssl);
     ERR_clear_error();
-    SSL_free(ssl);
+    SSL_free(ssl);     /* and the outer session under it, if any */
+    ERR_clear_error();
 }

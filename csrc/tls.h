@@ -34,6 +34,12 @@ void ft_tls_counts(ft_tls_ctx *ctx, int64_t *full, int64_t *resumed);
 SSL *ft_tls_new(ft_tls_ctx *ctx, int fd, const char *host, const char *key,
                 char *err, size_t errcap);
 
+/* The same over `outer`, an established session (TLS in TLS: an https
+ * proxy's tunnel). The new session owns outer from then on: closing it
+ * closes both; on failure outer is left to the caller. */
+SSL *ft_tls_new_over(ft_tls_ctx *ctx, SSL *outer, const char *host, const char *key,
+                     char *err, size_t errcap);
+
 /* Advance the handshake: 1 done, 0 in progress (*want_write says which way
  * to wait), -1 failed with Go-like text in err. */
 int ft_tls_handshake(ft_tls_ctx *ctx, SSL *ssl, const char *host, int *want_write,
@@ -45,7 +51,8 @@ int ft_tls_handshake(ft_tls_ctx *ctx, SSL *ssl, const char *host, int *want_writ
 ssize_t ft_tls_read(SSL *ssl, void *buf, size_t n, int *want_write, char *err, size_t errcap);
 ssize_t ft_tls_write(SSL *ssl, const void *buf, size_t n, int *want_write, char *err, size_t errcap);
 
-/* Decrypted bytes waiting inside OpenSSL (not visible to poll). */
+/* Decrypted bytes waiting inside OpenSSL (not visible to poll), in either
+ * session of TLS in TLS. */
 int ft_tls_pending(SSL *ssl);
 
 /* Send close_notify (best effort, non-blocking) and free. */

@@ -18,8 +18,8 @@ import fasttransport as ft
 from fasttransport import proxy as fproxy
 from fasttransport.proxy import ProxyConfig, parse_proxy_url
 
-PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY",
-              "no_proxy", "REQUEST_METHOD")
+PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+              "all_proxy", "NO_PROXY", "no_proxy", "REQUEST_METHOD")
 
 
 @pytest.fixture
@@ -81,6 +81,8 @@ def test_environment_is_read_once(env):
     ("https://proxy.example", "https", "proxy.example", 443),
     ("socks5://proxy.example", "socks5", "proxy.example", 1080),
     ("socks5h://proxy.example:9050", "socks5h", "proxy.example", 9050),
+    ("socks4://proxy.example", "socks4", "proxy.example", 1080),
+    ("socks4a://proxy.example", "socks4a", "proxy.example", 1080),
     ("HTTP://Proxy.Example:1", "http", "proxy.example", 1),
     ("http://[::1]:3128", "http", "::1", 3128),
 ])
@@ -272,17 +274,37 @@ def test_unreachable_proxy_is_a_proxyconnect_error(env):
     assert "connection refused" in msg and "secret" not in msg
 
 
-@pytest.mark.parametrize("proxy,url,what", [
-    ("socks5://127.0.0.1:9", "http://a.example/", "socks5 proxies"),
-    ("socks5h://u:pw@127.0.0.1:9", "http://a.example/", "socks5 proxies"),
-    ("https://127.0.0.1:9", "http://a.example/", "https proxies"),
+@pytest.mark.parametrize("proxy,url,via", [
+    ("https://u:secret@127.0.0.1:{port}", "http://a.example/", ""),
+    ("https://127.0.0.1:{port}", "https://a.example/", ""),
+    ("socks5://127.0.0.1:{port}", "http://127.0.0.2/", "socks connect tcp 127.0.0.1:{port}"
+     "->127.0.0.2:80: "),
+    ("socks5h://u:secret@127.0.0.1:{port}", "https://a.example/",
+     "socks connect tcp 127.0.0.1:{port}->a.example:443: "),
+    ("socks4a://127.0.0.1:{port}", "http://a.example:8080/",
+     "socks connect tcp 127.0.0.1:{port}->a.example:8080: "),
 ])
-def test_not_supported_yet(proxy, url, what):
-    with ft.Client(transport=ft.Transport(proxy=proxy)) as c:
-        with pytest.raises(ft.TransportError, match="not supported yet") as ei:
+def test_unreachable_proxy_of_each_kind(proxy, url, via):
+    port = free_port()
+    with ft.Client(transport=ft.Transport(proxy=proxy.format(port=port))) as c:
+        with pytest.raises(ft.ConnectError) as ei:
             c.get(url)
-    assert what in str(ei.value) and "pw" not in str(ei.value)
-    assert str(ei.value).startswith(f'Get "{url}": proxy ')
+    assert str(ei.value) == (f'Get "{url}": proxyconnect tcp: {via.format(port=port)}'
+                             f"dial tcp 127.0.0.1:{port}: connect: connection refused")
+
+
+def test_all_proxy_is_the_fallback(env):
+    env(ALL_PROXY="socks5h://all.example", HTTPS_PROXY="http://s.example:2")
+    cfg = fproxy.environment_config()
+    assert cfg.proxy_for("http", "a.example", 80).scheme == "socks5h"
+    assert cfg.proxy_for("https", "a.example", 443).host == "s.example"
+    env(all_proxy="socks4://lower.example", ALL_PROXY="socks4://upper.example")
+    assert fproxy.environment_config().http_proxy.host == "lower.example"
+
+
+def test_cgi_guard_spares_all_proxy(env):
+    env(ALL_PROXY="socks5://all.example", REQUEST_METHOD="GET")
+    assert fproxy.environment_config().proxy_for("http", "a.example", 80).host == "all.example"
 
 
 def test_https_proxy_from_environment(env):

@@ -61,6 +61,24 @@ cdef extern from "core.h" nogil:
     ctypedef struct ft_transport:
         pass
 
+    enum:
+        FT_SOCKS_NONE
+        FT_SOCKS4
+        FT_SOCKS4A
+        FT_SOCKS5
+        FT_SOCKS5H
+
+    ctypedef struct ft_hop:
+        int socks
+        const char *socks_host
+        int socks_port
+        const char *socks_user
+        const char *socks_pass
+        const char *proxy_host
+        int proxy_port
+        int proxy_tls
+        const char *proxy_key
+
     ctypedef struct ft_rt:
         const char *key
         const char *host
@@ -76,6 +94,7 @@ cdef extern from "core.h" nogil:
         const char *tls_host
         const char *tunnel
         const char *tunnel_auth
+        ft_hop hop
         int req_close
         int64_t deadline
         int64_t connect_to, pool_to, read_to, write_to

@@ -300,6 +300,10 @@ JOB_FULL = FT_JOB_FULL
 JOB_HEAD = FT_JOB_HEAD
 JOB_AHEAD = FT_JOB_AHEAD
 
+# Plan.socks: the SOCKS version, and who resolves the target's name
+SOCKS = {"socks4": FT_SOCKS4, "socks4a": FT_SOCKS4A, "socks5": FT_SOCKS5,
+         "socks5h": FT_SOCKS5H}
+
 # Every exchange an engine runs, until its last report is taken: the engine
 # holds a pointer into it, so it must not be collected meanwhile.
 cdef dict _INFLIGHT = {}
@@ -423,13 +427,19 @@ cdef class Plan:
     req_close, tls, expect_continue; chunked and length: the body's framing
     (length -1: none declared); pump: a streamed body may block (pulled on
     a helper thread); tunnel (CONNECT authority), tls_host, tunnel_auth:
-    https through an http proxy; max_body: the body limit (0 = none); gzip:
-    the transport asked for gzip (decode it); route: the proxy route or
-    False; connect_ns, pool_ns, read_ns, write_ns: ft.Timeout's parts (0 =
-    none; core.h, ft_rt.connect_to)."""
+    https through an http(s) proxy; proxy_tls, proxy_key: TLS with an https
+    proxy before the CONNECT (the target's TLS inside it), its session key;
+    socks (FT_SOCKS*: 1 socks4, 2 socks4a, 3 socks5, 4 socks5h), socks_host,
+    socks_port, socks_user, socks_pass: the SOCKS handshake after the TCP
+    connect to the proxy at host:port; max_body: the body limit (0 = none);
+    gzip: the transport asked for gzip (decode it); route: the proxy route
+    or False; connect_ns, pool_ns, read_ns, write_ns: ft.Timeout's parts (0
+    = none; core.h, ft_rt.connect_to)."""
     cdef public str op, url
     cdef public bytes key, host, head, tls_host, tunnel, tunnel_auth
-    cdef public int port
+    cdef public bytes proxy_key, socks_host, socks_user, socks_pass
+    cdef public int port, socks, socks_port
+    cdef public bint proxy_tls
     cdef public object body, route
     cdef public bint is_head, req_close, tls, expect_continue, chunked, gzip, pump
     cdef public Py_ssize_t length
@@ -641,6 +651,21 @@ cdef class Exchange:
             self.rt.tunnel = p.tunnel
             if p.tunnel_auth is not None:
                 self.rt.tunnel_auth = p.tunnel_auth
+        if p.socks or p.proxy_tls:
+            # a SOCKS handshake, or TLS with an https proxy, on the way
+            self.rt.hop.proxy_host = p.host
+            self.rt.hop.proxy_port = p.port
+            self.rt.hop.proxy_tls = p.proxy_tls
+            if p.proxy_key is not None:
+                self.rt.hop.proxy_key = p.proxy_key
+            self.rt.hop.socks = p.socks
+            if p.socks:
+                self.rt.hop.socks_host = p.socks_host
+                self.rt.hop.socks_port = p.socks_port
+                if p.socks_user is not None:
+                    self.rt.hop.socks_user = p.socks_user
+                if p.socks_pass is not None:
+                    self.rt.hop.socks_pass = p.socks_pass
         self.rt.req_close = p.req_close
         self.rt.deadline = 0 if deadline_ns is None else <int64_t>deadline_ns
         self.rt.max_body = p.max_body

@@ -2,11 +2,21 @@
 pure Python: which proxy, if any, a request goes through.
 
 - ``HTTPS_PROXY`` is used for https URLs and ``HTTP_PROXY`` for http URLs;
-  when both the upper- and the lower-case name are set, the lower-case one
-  wins (curl, requests and Go's documentation agree on that).
-- A value without a scheme gets ``http://``; ``http``, ``https``, ``socks5``
-  and ``socks5h`` proxies are recognised. A value that is not a URL is
-  ignored, as in Go.
+  ``ALL_PROXY`` (curl's) for either when its own variable is unset or
+  empty. When both the upper- and the lower-case name are set, the
+  lower-case one wins (curl, requests and Go's documentation agree on that).
+- A value without a scheme gets ``http://``. Proxy kinds (default port):
+  ``http://`` (80) and ``https://`` (443: TLS to the proxy, verified with
+  the transport's verify/CA settings, then absolute-form requests for http
+  targets and a CONNECT tunnel with the target's own TLS inside it for
+  https targets); ``socks4://`` (the client resolves the target, IPv4
+  only), ``socks4a://`` (the proxy resolves the name), ``socks5://`` (the
+  client resolves the target, as curl does) and ``socks5h://`` (the proxy
+  resolves the name), all on port 1080. ``user:password@`` in the URL is
+  sent as ``Proxy-Authorization: Basic`` to http(s) proxies, as RFC 1929
+  username/password to SOCKS5 proxies and as the user id (the password
+  unused) to SOCKS4 proxies. A value that is not a URL, or of another
+  scheme, is ignored, as in Go.
 - The environment is read once per process (``environment_config``);
   ``reset_environment_cache()`` makes the next Transport read it again.
 - ``localhost`` and loopback addresses are never proxied.
@@ -17,7 +27,7 @@ pure Python: which proxy, if any, a request goes through.
 - In a CGI program (``REQUEST_METHOD`` set) ``HTTP_PROXY`` may come from the
   client's ``Proxy:`` header, so http requests refuse it with Go's error
   ``refusing to use HTTP_PROXY value in CGI environment; see
-  golang.org/s/cgihttpproxy``.
+  golang.org/s/cgihttpproxy`` (``ALL_PROXY`` is no header's name: used).
 """
 
 from __future__ import annotations
@@ -36,7 +46,8 @@ CGI_REFUSAL = ("refusing to use HTTP_PROXY value in CGI environment; "
                "see golang.org/s/cgihttpproxy")
 
 #: Default ports of proxy schemes (Go's canonicalAddr portMap).
-_PROXY_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+_PROXY_PORTS = {"http": 80, "https": 443, "socks4": 1080, "socks4a": 1080, "socks5": 1080,
+                "socks5h": 1080}
 _TARGET_PORTS = {"http": 80, "https": 443}
 _CTL = frozenset(chr(c) for c in range(0x20)) | {"\x7f"}
 
@@ -152,14 +163,20 @@ class ProxyConfig:
     """Which proxy a request goes through (Go's httpproxy.Config).
 
     ``http_proxy`` / ``https_proxy``: proxy addresses ("" for none; invalid
-    ones are ignored, as in Go); ``no_proxy``: the exclusion list; ``cgi``:
-    refuse ``http_proxy`` for http requests."""
+    ones are ignored, as in Go); ``all_proxy``: for the scheme whose own
+    address is "" (curl's ALL_PROXY); ``no_proxy``: the exclusion list;
+    ``cgi``: refuse ``http_proxy`` (not ``all_proxy``) for http requests."""
 
     def __init__(self, http_proxy: str = "", https_proxy: str = "", no_proxy: str = "",
-                 cgi: bool = False) -> None:
+                 cgi: bool = False, all_proxy: str = "") -> None:
         self.http_proxy = _parse_or_none(http_proxy)
         self.https_proxy = _parse_or_none(https_proxy)
-        self.cgi = cgi
+        fallback = _parse_or_none(all_proxy)
+        self.cgi = cgi and self.http_proxy is not None
+        if self.http_proxy is None:
+            self.http_proxy = fallback
+        if self.https_proxy is None:
+            self.https_proxy = fallback
         self._all = False
         self._ips: List[Tuple[_IP, str]] = []
         self._nets: List[Union[ipaddress.IPv4Network, ipaddress.IPv6Network]] = []
@@ -169,15 +186,15 @@ class ProxyConfig:
 
     @classmethod
     def from_environment(cls, environ: Optional[Mapping[str, str]] = None) -> "ProxyConfig":
-        """Read HTTP_PROXY, HTTPS_PROXY, NO_PROXY (lower-case names win when
-        both are set and non-empty) and REQUEST_METHOD."""
+        """Read HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY (lower-case
+        names win when both are set and non-empty) and REQUEST_METHOD."""
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str:
             return env.get(name.lower()) or env.get(name) or ""
 
         return cls(get("HTTP_PROXY"), get("HTTPS_PROXY"), get("NO_PROXY"),
-                   bool(env.get("REQUEST_METHOD")))
+                   bool(env.get("REQUEST_METHOD")), get("ALL_PROXY"))
 
     @property
     def enabled(self) -> bool:

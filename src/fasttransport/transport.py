@@ -198,46 +198,87 @@ def _set_timeout_parts(p: Any, parts: Any) -> None:
 class _ProxyRoute:
     """A request's way through a proxy: the pool key, the address to dial,
     the Proxy-Authorization value; or ``error``, the reason it cannot be
-    sent (raised as TransportError). Plain-http targets share one key per
-    proxy (absolute-form requests); an https target gets a key of its own and
-    a CONNECT tunnel (``tunnel`` = its "host:port")."""
+    sent (raised as TransportError). ``proxy`` names the proxy (password
+    redacted) for error texts.
 
-    __slots__ = ("key", "host", "port", "auth", "error", "tunnel")
+    - http and https proxies: plain-http targets share one key per proxy
+      (absolute-form requests); an https target gets a key of its own and a
+      CONNECT tunnel (``tunnel`` = its "host:port"). With an https proxy
+      (``proxy_tls``) both go over TLS with the proxy, whose session is
+      cached under ``proxy_key``, the key of its plain-http connections.
+    - SOCKS proxies (``socks``: _core.SOCKS): a key per target; the dial
+      runs the SOCKS handshake for ``socks_host``:``socks_port`` with the
+      URL's user name (and password: SOCKS5), then the target's own TLS for
+      https; ``path`` is Go's "PROXY->TARGET" of its error texts."""
+
+    __slots__ = ("key", "host", "port", "auth", "error", "tunnel", "proxy_tls",
+                 "proxy_key", "socks", "socks_host", "socks_port", "socks_user", "socks_pass",
+                 "proxy", "path")
 
     def __init__(self, p: Optional[_proxy.ProxyURL], *, target: Any = None,
                  error: Optional[str] = None) -> None:
         self.key, self.host, self.port, self.auth = b"", b"", 0, None
         self.error = error
         self.tunnel: Optional[bytes] = None
+        self.proxy_tls = False
+        self.proxy_key: Optional[bytes] = None
+        self.socks = 0
+        self.socks_host: Optional[bytes] = None
+        self.socks_port = 0
+        self.socks_user: Optional[bytes] = None
+        self.socks_pass: Optional[bytes] = None
+        self.proxy = self.path = ""
         if p is None:
             return
-        if p.scheme in ("socks5", "socks5h"):
-            self.error = f"proxy {p.redacted}: socks5 proxies are not supported yet"
-        elif p.scheme == "https":
-            self.error = (f"proxy {p.redacted}: https proxies (TLS to the proxy) are not "
-                          "supported yet")
-        if self.error:
-            return
+        self.proxy = p.redacted
         user = f"{p.username}@" if p.username else ""
         self.key = f"{p.scheme}://{user}{p.hostport}|proxy".encode("utf-8")
+        self.host = p.host.encode("idna") if not p.host.isascii() else p.host.encode("ascii")
+        self.port = p.port
+        if p.scheme.startswith("socks"):
+            self._socks(p, target)
+            return
+        self.auth = p.authorization()
+        if p.scheme == "https":
+            self.proxy_tls, self.proxy_key = True, self.key
         if target is not None and target.scheme == "https":
             hostport = f"[{target.host}]" if ":" in target.host else target.host
             self.tunnel = f"{hostport}:{target.port}".encode("ascii")
             self.key += b"|" + target.key
-        self.host = p.host.encode("idna") if not p.host.isascii() else p.host.encode("ascii")
-        self.port = p.port
-        self.auth = p.authorization()
+
+    def _socks(self, p: _proxy.ProxyURL, target: Any) -> None:
+        self.socks = _core.SOCKS[p.scheme]
+        user = (p.username or "").encode("utf-8") if p.username is not None else None
+        password = (p.password or "").encode("utf-8") if user is not None else None
+        if user is not None and (b"\0" in user or b"\0" in (password or b"")):
+            self.error = f"proxy {p.redacted}: a NUL byte in the SOCKS user name or password"
+        elif user is not None and p.scheme.startswith("socks5") and (
+                not user or len(user) > 255 or len(password or b"") > 255):
+            # RFC 1929: 1 to 255 bytes of user name, at most 255 of password
+            self.error = (f"proxy {p.redacted}: invalid username/password (SOCKS5 takes a "
+                          "user name of 1 to 255 bytes and a password of at most 255)")
+        elif user is not None and len(user) > 255:
+            self.error = f"proxy {p.redacted}: SOCKS4 user id longer than 255 bytes"
+        self.socks_user = user or None
+        self.socks_pass = password if p.scheme.startswith("socks5") else None
+        if target is not None:
+            self.socks_host = target.host_bytes
+            self.socks_port = target.port
+            self.key += b"|" + target.key
+            tgt = f"[{target.host}]" if ":" in target.host else target.host
+            self.path = f"{p.hostport}->{tgt}:{target.port}"
 
     def __bool__(self) -> bool:
         return True
 
 
-def _proxyconnect(err: HTTPError, op: str, url: str) -> HTTPError:
-    """A failure to dial the proxy, as Go words it: ``proxyconnect tcp: …``."""
+def _proxyconnect(err: HTTPError, op: str, url: str, via: str = "") -> HTTPError:
+    """A failure to dial the proxy, as Go words it: ``proxyconnect tcp: …``
+    (``via``: what comes between, e.g. Go's "socks connect tcp P->T: ")."""
     prefix = f'{op} "{url}": '
     msg = str(err)
     cause = msg[len(prefix):] if msg.startswith(prefix) else msg
-    return type(err)(f"{prefix}proxyconnect tcp: {cause}", method=err.method, url=err.url)
+    return type(err)(f"{prefix}proxyconnect tcp: {via}{cause}", method=err.method, url=err.url)
 
 
 def _seconds(value: Optional[float], name: str) -> Optional[float]:
@@ -304,15 +345,30 @@ class Transport:
     - trust_env: read SSL_CERT_FILE / SSL_CERT_DIR and the proxy variables
       from the environment (default True).
     - proxy [Proxy]: a proxy URL for every request (Go's ProxyURL; no
-      NO_PROXY), None for none; default: from the environment, read once per
-      process (Go's ProxyFromEnvironment; see ``fasttransport.proxy``).
-      Plain-http requests go to an http proxy in absolute form over one pool
-      key per proxy, with ``Proxy-Authorization: Basic`` from its userinfo;
+      NO_PROXY), None for none; default: from the environment (HTTP_PROXY,
+      HTTPS_PROXY, ALL_PROXY, NO_PROXY), read once per process (Go's
+      ProxyFromEnvironment; see ``fasttransport.proxy``). Kinds:
+      ``http://``: plain-http requests go in absolute form over one pool key
+      per proxy, with ``Proxy-Authorization: Basic`` from its userinfo;
       https targets go through a CONNECT tunnel (one key per target; a
-      refusal raises ConnectError with the proxy's reason phrase, Go's text).
-      socks5 and https proxies raise TransportError "… not supported yet".
-      A proxy that cannot be dialled raises ConnectError ``proxyconnect tcp:
-      …``; an invalid proxy URL raises ValueError here.
+      refusal raises ConnectError with the proxy's reason phrase, Go's
+      text). ``https://``: the same over TLS with the proxy (its name and
+      certificate checked with verify/cert), the target's TLS running
+      inside the proxy's (TLS in TLS). ``socks4://``, ``socks4a://``,
+      ``socks5://``, ``socks5h://`` (port 1080 by default): the SOCKS
+      handshake after the TCP connect to the proxy, then requests as on a
+      direct connection (one key per target and proxy); socks4 and socks5
+      resolve the target here (on a resolver thread), socks4a and socks5h
+      send its name to the proxy and never resolve it here; ``user:pass@``
+      is SOCKS5's username/password authentication (RFC 1929), SOCKS4's
+      user id. The SOCKS steps share the dial's deadline (dial_timeout;
+      one minute without it) and the request's. A proxy that cannot be
+      dialled, or a SOCKS handshake that fails, raises ConnectError (or
+      ConnectTimeout) ``proxyconnect tcp: …`` in Go's words (e.g.
+      ``proxyconnect tcp: socks connect tcp 127.0.0.1:1080->example.com:80:
+      unknown error connection refused``); TLS with an https proxy failing
+      raises TLSError ``proxyconnect tcp: tls: …``; an invalid proxy URL
+      raises ValueError here.
 
     Errors: a failed exchange raises a TransportError subclass whose message
     names the method, the URL and the cause.
@@ -447,13 +503,26 @@ class Transport:
         return limit or 0
 
     @staticmethod
-    def _hop_error(err: HTTPError, plan: tuple) -> HTTPError:
+    def _hop_error(err: HTTPError, plan: Any) -> HTTPError:
         """The error an exchange of plan failed with, as the caller sees it:
-        a proxy that could not be dialled says so (a CONNECT refusal keeps
-        the proxy's own words, as in Go)."""
-        if (plan.route and isinstance(err, (ConnectError, ConnectTimeout))
-                and ": dial tcp " in str(err)):
+        a proxy that could not be dialled, or a SOCKS handshake that failed,
+        says so (``proxyconnect tcp: …``; a CONNECT refusal keeps the proxy's
+        own words, as in Go); the request's deadline passing while the
+        connection through the proxy was being made names the proxy."""
+        route = plan.route
+        if not route or not isinstance(err, (ConnectError, ConnectTimeout)):
+            return err
+        prefix = f'{plan.op} "{plan.url}": '
+        msg = str(err)
+        cause = msg[len(prefix):] if msg.startswith(prefix) else msg
+        if cause.startswith("socks connect "):
             return _proxyconnect(err, plan.op, plan.url)
+        if cause.startswith("dial tcp"):
+            via = f"socks connect tcp {route.path}: " if route.socks else ""
+            return _proxyconnect(err, plan.op, plan.url, via)
+        if isinstance(err, ConnectTimeout) and cause.startswith("context deadline exceeded"):
+            return type(err)(f"{msg} (connecting through proxy {route.proxy})",
+                             method=err.method, url=err.url)
         return err
 
     def _plan(self, request: Request) -> Any:
@@ -494,10 +563,13 @@ class Transport:
                     raise TransportError(f'{op} "{u.redacted}": {route.error}',
                                          method=method, url=u.redacted)
                 key, host, port = route.key, route.host, route.port
-                if route.tunnel is None:
-                    # Go's absolute-form request line to an http proxy; the
-                    # key leaves the target out, so one proxy connection
-                    # serves every plain-http target
+                if route.socks:
+                    tunnel = route     # origin-form, as on a direct connection
+                elif route.tunnel is None:
+                    # Go's absolute-form request line to an http(s) proxy;
+                    # the key leaves the target out, so one proxy connection
+                    # serves every plain-http target (over TLS with an https
+                    # proxy: its name and certificate)
                     target = f"http://{headers.get('Host') or u.host_header}{u.target}"
                     tls = False
                     if route.auth and "proxy-authorization" not in headers:
@@ -513,12 +585,26 @@ class Transport:
         parts = request.extensions.get("timeout") if request.extensions else None
         if parts:
             _set_timeout_parts(p, parts)
+        if route and route.proxy_tls:
+            # an https proxy: TLS with it first (its name, its certificate)
+            p.proxy_tls = True
+            p.proxy_key = route.proxy_key
         if tunnel is not None:
-            # https through an http proxy: CONNECT to the target, then TLS
             p.tls_host = u.host_bytes
-            p.tunnel = tunnel.tunnel
-            if tunnel.auth:
-                p.tunnel_auth = tunnel.auth.encode("latin-1")
+            if tunnel.socks:
+                # the SOCKS handshake after the TCP connect, then (https)
+                # TLS with the target
+                p.socks = tunnel.socks
+                p.socks_host = tunnel.socks_host
+                p.socks_port = tunnel.socks_port
+                p.socks_user = tunnel.socks_user
+                p.socks_pass = tunnel.socks_pass
+            else:
+                # https through an http(s) proxy: CONNECT to the target (over
+                # TLS with an https proxy), then TLS with the target
+                p.tunnel = tunnel.tunnel
+                if tunnel.auth:
+                    p.tunnel_auth = tunnel.auth.encode("latin-1")
         return p
 
     def _route(self, u: Any) -> Any:
