@@ -2,10 +2,11 @@
 
 The examples are written for a server of the reader's own at
 ``http://127.0.0.1:8080`` (and ``https://127.0.0.1:8443``, a proxy at
-``http://127.0.0.1:3128``); this test starts loopback servers that answer
-the paths the examples use, rewrites those three addresses to the servers'
-ports, and runs each block on its own (a fresh namespace, a temporary
-working directory holding ``ca.pem`` and ``client.pem``, the environment
+``http://127.0.0.1:3128``, a SOCKS proxy at ``127.0.0.1:1080`` with the
+user ``user:secret``); this test starts loopback servers that answer the
+paths the examples use, rewrites those addresses to the servers' ports,
+and runs each block on its own (a fresh namespace, a temporary working
+directory holding ``ca.pem`` and ``client.pem``, the environment
 restored afterwards). A block passes when it runs without an exception; it
 must assert or print something (checked here), and what it prints must not
 be empty.
@@ -36,6 +37,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import trustme
+from proxies import SocksProxy
 from servers import ScriptedServer, ServerConn, _serve_route, body_bytes, response
 
 import fasttransport.proxy as ft_proxy
@@ -228,12 +230,15 @@ def doc_site(tmp_path_factory) -> Iterator[dict]:
     ctx.verify_mode = ssl.CERT_OPTIONAL
     servers = [ScriptedServer(docs_handler, name="docs"),
                ScriptedServer(docs_handler, name="docs-tls", ssl_context=ctx),
-               ScriptedServer(proxy_handler, name="docs-proxy")]
+               ScriptedServer(proxy_handler, name="docs-proxy"),
+               ScriptedServer(SocksProxy(users={"user": "secret"},
+                                         hosts={"localhost": "127.0.0.1"}), name="docs-socks")]
     for s in servers:
         s.start()
-    plain, tls, proxy = servers
+    plain, tls, proxy, socks = servers
     try:
-        yield {"ports": {"8080": plain.port, "8443": tls.port, "3128": proxy.port},
+        yield {"ports": {"8080": plain.port, "8443": tls.port, "3128": proxy.port,
+                         "1080": socks.port},
                "work": work}
     finally:
         for s in servers:
@@ -242,7 +247,7 @@ def doc_site(tmp_path_factory) -> Iterator[dict]:
             s.check_errors()
 
 
-ADDRESS = re.compile(r"\b(127\.0\.0\.1|localhost):(8080|8443|3128)\b")
+ADDRESS = re.compile(r"\b(127\.0\.0\.1|localhost):(8080|8443|3128|1080)\b")
 
 
 def _prints_or_asserts(tree: ast.AST) -> bool:
@@ -269,8 +274,9 @@ def test_example(block: Block, doc_site: dict, monkeypatch, capsys) -> None:
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
             os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p))
     monkeypatch.chdir(doc_site["work"])
-    for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY",
-                "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUEST_METHOD"):
+    for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+                "all_proxy", "NO_PROXY", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
+                "REQUEST_METHOD"):
         monkeypatch.delenv(var, raising=False)
     saved_env = dict(os.environ)
     ft_proxy.reset_environment_cache()
