@@ -278,7 +278,15 @@ static int64_t stall_at(const ft_rt *rt)
 {
     if (writing(rt))
         return rt->write_to ? rt->last_out + rt->write_to : 0;
+    if (rt->wstate == WS_NEED)
+        return 0;              /* the caller's body source is slow, not the network */
     return rt->read_to ? rt->last_in + rt->read_to : 0;
+}
+
+void ft_rt_read_begins(ft_rt *rt)
+{
+    if (rt->read_to)
+        rt->last_in = ft_now_ns();
 }
 
 static int fail_stall(ft_transport *t, ft_rt *rt)
@@ -541,16 +549,16 @@ static int push_write(ft_transport *t, ft_rt *rt)
 static int may_block(const ft_rt *rt, int64_t now, int64_t until)
 {
     const ft_conn *c = rt->conn;
-    return c->blocking && !rt->nowait && !writing(rt) && rt->wstate != WS_NEED
+    return c->blocking && !rt->nowait && !writing(rt) && rt->wstate != WS_NEED && !c->want_write
            && until - now >= FT_RCVTIMEO_NS;
 }
 
 /* A connection a caller reuses becomes blocking (once: two system calls);
- * churn (one request per connection) and TLS keep the poll path. */
+ * churn (one request per connection) and TLS in TLS keep the poll path. */
 static void make_blocking(ft_conn *c)
 {
     struct timeval tv = { 0, FT_RCVTIMEO_NS / 1000 };
-    if (c->ssl || c->blocking)
+    if (c->blocking || (c->ssl && !ft_tls_can_block(c->ssl)))
         return;
     if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0
         && fcntl(c->fd, F_SETFL, O_RDWR) == 0)
@@ -563,6 +571,12 @@ static ssize_t rt_recv(ft_rt *rt, char *buf, size_t n, char *ebuf, size_t ecap)
     if (!rt->block_next)
         return ft_conn_recv(c, buf, n, ebuf, ecap);
     rt->block_next = 0;
+    if (c->ssl) {
+        ft_tls_block_next(c->ssl, 1);
+        ssize_t r = ft_conn_recv(c, buf, n, ebuf, ecap);
+        ft_tls_block_next(c->ssl, 0);
+        return r;
+    }
     for (;;) {
         ssize_t r = recv(c->fd, buf, n, 0);
         if (r >= 0)
@@ -1074,7 +1088,7 @@ static int want_done(ft_transport *t, ft_want *w)
     return done;
 }
 
-int ft_rt_wait_events(const ft_rt *rt, int64_t *wake)
+int ft_rt_wait_events(const ft_rt *rt, int reading, int64_t *wake)
 {
     int64_t w = rt->deadline;
 #define SOONER(x) do { if ((x) && (w == 0 || (x) < w)) w = (x); } while (0)
@@ -1095,7 +1109,7 @@ int ft_rt_wait_events(const ft_rt *rt, int64_t *wake)
             SOONER(rt->continue_deadline);
         if (rt->phase == RS_SETTLE)
             SOONER(rt->settle_until);
-        if (rt->phase == RS_HEAD || rt->phase == RS_BODY)
+        if ((rt->phase == RS_HEAD || rt->phase == RS_BODY) && (reading || writing(rt)))
             SOONER(stall_at(rt));
     }
 #undef SOONER

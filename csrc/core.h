@@ -372,6 +372,10 @@ void ft_rt_init(ft_rt *rt);
  * failed (FT_R_FAIL, rt->err_code/err set, connection released), or
  * slice_ms passed (FT_R_AGAIN: call again). Blocks without the GIL. */
 int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms);
+/* A caller's read of the body begins: the read part of its Timeout counts
+ * from now (as httpx and urllib3 time each read). */
+void ft_rt_read_begins(ft_rt *rt);
+
 /* Read body bytes into dst: >0 bytes, 0 at EOF (connection already
  * recycled), FT_R_AGAIN after slice_ms with nothing read, FT_R_FAIL. */
 ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms);
@@ -459,6 +463,7 @@ struct ft_job {
     char *buf;
     size_t bpos, blen, bcap, limit;
     int stalled;               /* under bmu: stopped at `limit` until taken from */
+    int was_stalled;           /* engine only: it stopped at `limit` since its last read */
     int want_data;             /* under bmu: the caller waits for more */
     int finished;              /* under bmu: the engine is done with the exchange */
     /* completion queue link, under the queue's lock */
@@ -500,8 +505,9 @@ int64_t ft_job_expire_locked(ft_io *io, int64_t now);
 /* watch.c, after the engines stopped: end what they were running */
 void ft_job_close_all(ft_transport *t, ft_io *io);
 /* conn.c: what a job waits for: 1 = readable, 2 = writable (or'ed), and
- * its next deadline in *wake (0 = none) */
-int ft_rt_wait_events(const ft_rt *rt, int64_t *wake);
+ * its next deadline in *wake (0 = none); reading = 0 while it reads no
+ * body (its read-ahead buffer is full): the read timeout does not run */
+int ft_rt_wait_events(const ft_rt *rt, int reading, int64_t *wake);
 
 /* ---- lookups (resolve.c) ----
  * A name is resolved on a resolver thread (a small process-wide pool) so

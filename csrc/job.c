@@ -276,7 +276,7 @@ static void job_wait(ft_transport *t, ft_job *j, int stalled)
     ft_rt *rt = j->rt;
     ft_conn *c = rt->conn;
     int64_t wake = 0;
-    int ev = ft_rt_wait_events(rt, &wake);
+    int ev = ft_rt_wait_events(rt, !stalled, &wake);
     if (stalled)
         ev &= ~1;
     int moved = 0;
@@ -436,8 +436,13 @@ static void job_step(ft_transport *t, ft_job *j)
             return;
         }
         if (room == 0) {
+            j->was_stalled = 1;
             job_wait(t, j, 1);        /* stalled until the caller takes some */
             return;
+        }
+        if (j->was_stalled) {         /* the caller took some: a new read */
+            j->was_stalled = 0;
+            ft_rt_read_begins(rt);
         }
         ssize_t n = ft_rt_read(t, rt, dst, room, 0);
         if (n > 0) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -203,6 +204,117 @@ void ft_tls_counts(ft_tls_ctx *x, int64_t *full, int64_t *resumed)
     pthread_mutex_unlock(&x->mu);
 }
 
+/* ---------------------------------------------------------------- socket BIO */
+
+/* A session's own socket BIO, in place of OpenSSL's: every read and write
+ * passes MSG_DONTWAIT (and MSG_NOSIGNAL), so the socket itself may be
+ * blocking, and a read asked for with ft_tls_block_next waits in recv
+ * itself (bounded by the socket's SO_RCVTIMEO): the fast path's one system
+ * call per response, over TLS too (conn.c, make_blocking). */
+typedef struct {
+    int fd;
+    int block;                 /* the next read may wait */
+} sock_bio;
+
+static BIO_METHOD *sock_method;
+static int sock_type;          /* its BIO_method_type */
+static pthread_once_t sock_once = PTHREAD_ONCE_INIT;
+
+static int sb_read(BIO *b, char *buf, int n)
+{
+    sock_bio *s = BIO_get_data(b);
+    int flags = s->block ? 0 : MSG_DONTWAIT;
+    BIO_clear_retry_flags(b);
+    for (;;) {
+        ssize_t r = recv(s->fd, buf, (size_t)n, flags);
+        if (r >= 0)
+            return (int)r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            BIO_set_retry_read(b);
+        return -1;
+    }
+}
+
+static int sb_write(BIO *b, const char *buf, int n)
+{
+    sock_bio *s = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    for (;;) {
+        ssize_t w = send(s->fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w >= 0)
+            return (int)w;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            BIO_set_retry_write(b);
+        return -1;
+    }
+}
+
+static long sb_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b, (void)num, (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int sb_destroy(BIO *b)
+{
+    free(BIO_get_data(b));
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static void sock_method_init(void)
+{
+    int type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
+    BIO_METHOD *m = BIO_meth_new(type, "ft socket");
+    if (m && BIO_meth_set_read(m, sb_read) == 1 && BIO_meth_set_write(m, sb_write) == 1
+        && BIO_meth_set_ctrl(m, sb_ctrl) == 1 && BIO_meth_set_destroy(m, sb_destroy) == 1) {
+        sock_method = m;
+        sock_type = type;
+    }
+    else if (m)
+        BIO_meth_free(m);
+}
+
+static BIO *sock_bio_new(int fd)
+{
+    pthread_once(&sock_once, sock_method_init);
+    sock_bio *s = calloc(1, sizeof *s);
+    BIO *b = s && sock_method ? BIO_new(sock_method) : NULL;
+    if (!b) {
+        free(s);
+        return NULL;
+    }
+    s->fd = fd;
+    BIO_set_data(b, s);
+    BIO_set_init(b, 1);
+    return b;
+}
+
+static sock_bio *own_sock(SSL *ssl)
+{
+    BIO *b = SSL_get_rbio(ssl);
+    return b && sock_method && BIO_method_type(b) == sock_type ? BIO_get_data(b) : NULL;
+}
+
+int ft_tls_can_block(SSL *ssl)
+{
+    sock_bio *s = own_sock(ssl);
+    if (s)
+        SSL_set_read_ahead(ssl, 1);   /* a whole response in one read */
+    return s != NULL;
+}
+
+void ft_tls_block_next(SSL *ssl, int on)
+{
+    sock_bio *s = own_sock(ssl);
+    if (s)
+        s->block = on;
+}
+
 /* ---------------------------------------------------------------- per conn */
 
 static int is_ip(const char *host)
@@ -228,8 +340,10 @@ static SSL *tls_new(ft_tls_ctx *x, int fd, SSL *outer, const char *host, const c
     SSL_set_ex_data(ssl, ex_ctx_index, x);
     SSL_set_ex_data(ssl, ex_key_index, own_key);
     if (fd >= 0) {
-        if (SSL_set_fd(ssl, fd) != 1)
+        BIO *b = sock_bio_new(fd);
+        if (!b)
             goto fail;
+        SSL_set_bio(ssl, b, b);
     } else {
         /* TLS in TLS: the records go through the outer session, a filter
          * BIO over it; the inner one owns it from here (BIO_CLOSE) */
@@ -388,6 +502,8 @@ int ft_tls_pending(SSL *ssl)
     int n = SSL_pending(ssl);
     if (n == 0)
         n = (int)BIO_pending(SSL_get_rbio(ssl));
+    if (n == 0 && SSL_has_pending(ssl))
+        n = 1;                 /* read ahead, not yet decrypted */
     return n;
 }
 

@@ -135,6 +135,7 @@ cdef extern from "core.h" nogil:
     void ft_rt_init(ft_rt *rt)
     int ft_rt_run(ft_transport *t, ft_rt *rt, int slice_ms)
     ssize_t ft_rt_read(ft_transport *t, ft_rt *rt, char *dst, size_t n, int slice_ms)
+    void ft_rt_read_begins(ft_rt *rt)
     void ft_rt_set_body(ft_rt *rt, const char *seg, size_t len, int more)
     void ft_rt_wait_body(ft_rt *rt)
     ssize_t ft_rt_write(ft_transport *t, ft_rt *rt, const char *src, size_t n, int slice_ms)

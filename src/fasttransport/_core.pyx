@@ -977,6 +977,7 @@ cdef class Exchange:
                 # cancelled: bytes already received are dropped (as in Go)
                 ft_rt_abort(self.tr.t, &self.rt, FT_E_CANCELLED, b"context canceled")
                 self._raise()
+            ft_rt_read_begins(&self.rt)
             while True:
                 with nogil:
                     r = ft_rt_read(self.tr.t, &self.rt, dst, n, SLICE_MS)
