@@ -12,13 +12,9 @@
 
 AsyncHTTPTransport runs each exchange on fasttransport's engine (as
 ft.AsyncClient does: completions wake the event loop through one eventfd, no
-thread per request, no executor); its timeouts are asyncio's: the head must
-come within ``connect + read`` seconds (``+ write`` with a body, ``+ pool``
-when max_conns_per_host is set) and each body read within ``read`` seconds;
-a timed-out or cancelled exchange is aborted and its connection closed. Its
-request body is read into memory before it is sent (the engine never runs
-Python). The rest of this page describes HTTPTransport; the two map requests,
-responses and errors alike.
+thread per request, no executor); its request body is read into memory
+before it is sent (the engine never runs Python). Requests, responses,
+timeouts and errors are mapped alike by both transports.
 
 httpx keeps doing what a Client does (redirects, cookies, auth, default
 headers, content decoding, event hooks); each single exchange goes through
@@ -51,49 +47,51 @@ TLS and proxies
     own ``proxy=`` and ``mounts=`` send matching requests to other transports.
 
 Timeouts (``request.extensions["timeout"]``: connect, read, write, pool)
-    fasttransport has only a total per-exchange deadline, which would also
-    bound the body and so cut a long but healthy download short. The timeouts
-    are therefore enforced by a watchdog thread (one per HTTPTransport,
-    started on the first request that has a timeout) that cancels the
-    exchange through a ``CancelToken``:
+    The dict is handed as it is to the ft.Request (its
+    ``extensions["timeout"]``, the form ``ft.Timeout`` uses), and
+    fasttransport's native loops enforce each part on the exchange itself,
+    blocking or engine-run alike: no timer thread, no cancelled exchanges.
 
-    - the response head must arrive within ``connect + read`` seconds of the
-      start, plus ``write`` with a request body and ``pool`` when the
-      Transport limits ``max_conns_per_host``. With ``read=None`` (or
-      ``write=None`` and a body) the head has no limit here. A streamed body
-      restarts that clock (``write + read``) at each chunk it hands over;
-    - each read of the body must return within ``read`` seconds (httpx's
-      per-read meaning; time spent between reads is not counted);
+    - connect: looking the host up and dialling a new connection (TLS and a
+      proxy's CONNECT included, as httpcore counts the handshake) ->
+      ConnectTimeout. A pooled connection costs none;
+    - pool: waiting for a free slot under the Transport's
+      ``max_conns_per_host`` (httpx's ``max_connections``) -> PoolTimeout;
+    - write: nothing could be sent for that long while the request has bytes
+      ready to send -> WriteTimeout;
+    - read: nothing received for that long once the request has nothing more
+      to send: waiting for the head, and between body bytes -> ReadTimeout;
     - the Transport's own ``dial_timeout`` (default 30 s),
       ``tls_handshake_timeout`` and ``response_header_timeout`` still apply.
 
-    What is approximated: the head's budget is the sum above, so a silent
-    server is detected after ``connect + read`` seconds rather than ``read``
-    seconds after the request was written; and when it runs out the phase is
-    judged from the Transport's live counts: a request to that host still
-    waiting for a connection gives ConnectTimeout (PoolTimeout when
-    ``max_conns_per_host`` is reached and nothing is dialing), a streamed
-    body not yet fully handed over gives WriteTimeout, anything else
-    ReadTimeout. Under concurrent requests to one host the class may be the
-    wrong one of these four; the timing never depends on that judgement.
-    A cancelled exchange's connection is closed, never pooled.
+    What differs from httpx, whose transport times each socket operation:
+    read and write measure how long the exchange has made no progress, from
+    the last byte that moved, not from the start of a read call. So a
+    streamed response read with a pause longer than ``read`` between two
+    reads, while the server sent nothing either, fails at the next read that
+    finds nothing (httpx would wait ``read`` seconds from that read); a slow
+    consumer of a server that keeps sending is never timed out. While a
+    streamed request body's generator produces its next piece, the read
+    part runs (httpx counts that time nowhere). AsyncHTTPTransport's engine
+    reads the body ahead of the consumer (up to 256 KiB); a timeout met
+    there is raised when the consumer reaches it. The connection of an
+    exchange that timed out is closed, never pooled.
 
 Errors (``raise ... from`` the fasttransport error)
     =============================  ===============================================
     fasttransport                  httpx
     =============================  ===============================================
     ConnectTimeout                 ConnectTimeout
+    PoolTimeout                    PoolTimeout
+    WriteTimeout                   WriteTimeout
     ConnectError, TLSError         ConnectError (TLSError while reading: ReadError;
                                    a proxy that cannot be dialled: ProxyError)
     ReadTimeout,                   ReadTimeout
     ResponseHeaderTimeout
-    PoolTimeout                    PoolTimeout
     RemoteProtocolError            RemoteProtocolError
     InvalidRequest                 UnsupportedProtocol (scheme), else
                                    LocalProtocolError
     body length mismatch           LocalProtocolError
-    a timeout of the watchdog      ConnectTimeout / PoolTimeout / WriteTimeout /
-                                   ReadTimeout (see above)
     other TransportError           NetworkError (while reading the body: ReadError)
     =============================  ===============================================
 
@@ -102,14 +100,11 @@ Errors (``raise ... from`` the fasttransport error)
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, AsyncIterator, Dict, Iterator, Optional
+from typing import Any, AsyncIterator, Iterator, Optional, Tuple
 
 import httpx
 
-from ._timeouts import _exchange_timer, _Timer, _Upload, _waiting_phase, _Watchdog
 from .errors import (
-    Cancelled,
     ConnectError,
     ConnectTimeout,
     HTTPError,
@@ -119,8 +114,9 @@ from .errors import (
     RemoteProtocolError,
     ResponseHeaderTimeout,
     TLSError,
+    WriteTimeout,
 )
-from .models import Request, Response, _BodyStream
+from .models import Request, Response
 from .transport import Transport
 
 __all__ = ["AsyncHTTPTransport", "HTTPTransport"]
@@ -132,36 +128,22 @@ READ_SIZE = 65536
 # ---- errors -----------------------------------------------------------------
 
 
-_TIMEOUTS: Dict[str, type] = {
-    "connect": httpx.ConnectTimeout,
-    "pool": httpx.PoolTimeout,
-    "write": httpx.WriteTimeout,
-    "read": httpx.ReadTimeout,
-}
+#: fasttransport's timeouts and the httpx exception each becomes.
+_TIMEOUTS: Tuple[Tuple[type, type], ...] = (
+    (ConnectTimeout, httpx.ConnectTimeout),
+    (PoolTimeout, httpx.PoolTimeout),
+    (WriteTimeout, httpx.WriteTimeout),
+    (ReadTimeout, httpx.ReadTimeout),
+    (ResponseHeaderTimeout, httpx.ReadTimeout),
+)
 
 
-def _timeout_error(timer: _Timer, request: httpx.Request, in_body: bool) -> httpx.TimeoutException:
-    phase = timer.fired or "read"
-    if in_body:
-        what = f"no body bytes within the read timeout ({timer.seconds:g} s)"
-    else:
-        what = f"no response head within {timer.seconds:g} s ({phase} phase)"
-    return _TIMEOUTS[phase](f'{request.method.capitalize()} "{request.url}": {what}',
-                            request=request)
-
-
-def _map_error(exc: HTTPError, request: httpx.Request, timer: Optional[_Timer],
-               in_body: bool) -> Exception:
+def _map_error(exc: HTTPError, request: httpx.Request, in_body: bool) -> Exception:
     """The httpx exception for a fasttransport error (see the module docstring)."""
     msg = str(exc)
-    if isinstance(exc, Cancelled) and timer is not None and timer.fired is not None:
-        return _timeout_error(timer, request, in_body)
-    if isinstance(exc, ConnectTimeout):
-        return httpx.ConnectTimeout(msg, request=request)
-    if isinstance(exc, (ReadTimeout, ResponseHeaderTimeout)):
-        return httpx.ReadTimeout(msg, request=request)
-    if isinstance(exc, PoolTimeout):
-        return httpx.PoolTimeout(msg, request=request)
+    for ours, theirs in _TIMEOUTS:
+        if isinstance(exc, ours):
+            return theirs(msg, request=request)
     if isinstance(exc, TLSError):
         return (httpx.ReadError if in_body else httpx.ConnectError)(msg, request=request)
     if isinstance(exc, ConnectError):
@@ -181,59 +163,77 @@ def _map_error(exc: HTTPError, request: httpx.Request, timer: Optional[_Timer],
     return httpx.NetworkError(msg, request=request)
 
 
+# ---- requests and responses ---------------------------------------------------
+
+
+def _ft_request(request: httpx.Request, body: Any, streamed: bool) -> Request:
+    """The ft.Request for an httpx request: its method, URL, raw headers,
+    body (bytes, or a one-shot stream: with the declared Content-Length, else
+    chunked) and ``extensions["timeout"]``."""
+    pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+    try:
+        ft_request = Request(request.method, str(request.url), headers=pairs,
+                             content=iter(body) if streamed else body or None)
+    except InvalidRequest as exc:
+        raise _map_error(exc, request, False) from exc
+    if streamed:
+        length = _declared_length(request)
+        if length >= 0:
+            ft_request.body.length = length
+            ft_request.chunked = False
+    timeout = request.extensions.get("timeout")
+    if timeout:
+        ft_request.extensions["timeout"] = timeout
+    return ft_request
+
+
+def _declared_length(request: httpx.Request) -> int:
+    """The request's Content-Length, or -1 (none, chunked, or not a number)."""
+    if "transfer-encoding" in request.headers:
+        return -1
+    value = request.headers.get("content-length")
+    try:
+        n = int(value) if value is not None else -1
+    except ValueError:
+        return -1
+    return n if n >= 0 else -1
+
+
+def _httpx_response(response: Response, stream: Any) -> httpx.Response:
+    return httpx.Response(
+        response.status_code,
+        headers=[(k.encode("latin-1"), v.encode("latin-1"))
+                 for k, v in response.headers.items()],
+        stream=stream,
+        extensions={"http_version": response.http_version.encode("ascii"),
+                    "reason_phrase": response.reason.encode("latin-1", "replace")},
+    )
+
+
 # ---- the transport ----------------------------------------------------------
-
-
 
 
 class _ResponseStream(httpx.SyncByteStream):
     """The body of a fasttransport response, raw (as on the wire), for
     httpx; errors become httpx exceptions, close() closes the response."""
 
-    def __init__(self, response: Response, request: httpx.Request,
-                 timer: Optional[_Timer], read_timeout: Optional[float]) -> None:
+    def __init__(self, response: Response, request: httpx.Request) -> None:
         self._response = response
         self._request = request
-        self._timer = timer if read_timeout is not None else None
-        self._read_timeout = read_timeout or 0.0
 
     def __iter__(self) -> Iterator[bytes]:
-        response, timer = self._response, self._timer
+        read = self._response.read
         while True:
-            if timer is not None:
-                timer.arm(self._read_timeout, "read")
             try:
-                chunk = response.read(READ_SIZE)
+                chunk = read(READ_SIZE)
             except HTTPError as exc:
-                raise _map_error(exc, self._request, self._timer, True) from exc
-            finally:
-                if timer is not None:
-                    timer.disarm()
+                raise _map_error(exc, self._request, True) from exc
             if not chunk:
                 return
             yield chunk
 
     def close(self) -> None:
         self._response.close()
-        if self._timer is not None:
-            self._timer.disarm()
-
-
-def _head_budget(timeouts: Dict[str, Optional[float]], has_body: bool,
-                 pool_limited: bool) -> Optional[float]:
-    """Seconds the response head may take (see the module docstring), or None."""
-    read = timeouts.get("read")
-    if read is None:
-        return None
-    budget = read + (timeouts.get("connect") or 0.0)
-    if has_body:
-        write = timeouts.get("write")
-        if write is None:
-            return None
-        budget += write
-    if pool_limited:
-        budget += timeouts.get("pool") or 0.0
-    return budget
 
 
 class HTTPTransport(httpx.BaseTransport):
@@ -252,10 +252,8 @@ class HTTPTransport(httpx.BaseTransport):
         self.transport: Transport = transport if transport is not None else Transport(
             **transport_kwargs)
         self._owns_transport = transport is None
-        self._watchdog = _Watchdog("ft-httpx-timeouts")
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts: Dict[str, Optional[float]] = dict(request.extensions.get("timeout") or {})
         if isinstance(request.stream, httpx.ByteStream):
             body: Any = request.read()          # in memory already (also on redirects)
             streamed = False
@@ -266,76 +264,18 @@ class HTTPTransport(httpx.BaseTransport):
             except httpx.RequestNotRead:
                 body = request.stream
                 streamed = True
-        has_body = streamed or bool(body)
-        ft = self.transport
-        budget = _head_budget(timeouts, has_body, ft.max_conns_per_host > 0)
-        read_timeout = timeouts.get("read")
-        timer: Optional[_Timer] = None
-        upload = _Upload(body) if streamed else None
-        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        ft_request = _ft_request(request, body, streamed)
         try:
-            ft_request = Request(request.method, str(request.url), headers=pairs,
-                                 content=None if streamed or not body else body)
-        except InvalidRequest as exc:
-            raise _map_error(exc, request, None, False) from exc
-        if budget is not None or read_timeout is not None:
-            timer = _exchange_timer(self._watchdog, ft, ft_request._u.key.decode("ascii"),
-                                    upload)
-        if upload is not None:
-            write = timeouts.get("write")
-            if timer is not None and write is not None and read_timeout is not None:
-                upload.time_with(timer, write + read_timeout)
-            _set_streamed_body(ft_request, upload, _declared_length(request))
-        if timer is not None and budget is not None:
-            timer.arm(budget, "head")
-        try:
-            response = ft._send(ft_request, None, timer.token if timer else None, True,
-                                decode=False)
+            response = self.transport._send(ft_request, None, None, True, decode=False)
         except HTTPError as exc:
-            raise _map_error(exc, request, timer, False) from exc
-        finally:
-            if upload is not None:
-                upload.stop_timing()
-            if timer is not None:
-                timer.disarm()
-        reason = response.reason.encode("latin-1", "replace")
-        return httpx.Response(
-            response.status_code,
-            headers=[(k.encode("latin-1"), v.encode("latin-1"))
-                     for k, v in response.headers.items()],
-            stream=_ResponseStream(response, request, timer, read_timeout),
-            extensions={"http_version": response.http_version.encode("ascii"),
-                        "reason_phrase": reason},
-        )
+            raise _map_error(exc, request, False) from exc
+        return _httpx_response(response, _ResponseStream(response, request))
 
     def close(self) -> None:
-        """Stop the timeout watchdog and close the Transport if this object
-        created it (responses still open then fail)."""
-        self._watchdog.close()
+        """Close the Transport if this object created it (responses still
+        open then fail)."""
         if self._owns_transport:
             self.transport.close()
-
-
-def _declared_length(request: httpx.Request) -> int:
-    """The request's Content-Length, or -1 (none, chunked, or not a number)."""
-    if "transfer-encoding" in request.headers:
-        return -1
-    value = request.headers.get("content-length")
-    try:
-        n = int(value) if value is not None else -1
-    except ValueError:
-        return -1
-    return n if n >= 0 else -1
-
-
-def _set_streamed_body(ft_request: Request, source: Any, length: int) -> None:
-    """Give ft_request a one-shot streamed body: sent with Content-Length
-    ``length`` when it is >= 0 (a body that then yields another number of
-    bytes fails the exchange), chunked otherwise."""
-    chunks = iter(source)
-    ft_request.body = _BodyStream(lambda: chunks, length)
-    ft_request.chunked = length < 0
-    ft_request._one_shot = True
 
 
 # ---- asyncio ------------------------------------------------------------------
@@ -344,26 +284,19 @@ def _set_streamed_body(ft_request: Request, source: Any, length: int) -> None:
 class _AsyncResponseStream(httpx.AsyncByteStream):
     """The raw body of a response of the engine, for httpx.AsyncClient."""
 
-    def __init__(self, response: Response, request: httpx.Request,
-                 read_timeout: Optional[float]) -> None:
+    def __init__(self, response: Response, request: httpx.Request) -> None:
         self._response = response
         self._request = request
-        self._read_timeout = read_timeout
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         chunks = self._response.aiter_raw(READ_SIZE)
         while True:
             try:
-                chunk = await asyncio.wait_for(chunks.__anext__(), self._read_timeout)
+                chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 return
-            except asyncio.TimeoutError:
-                raise httpx.ReadTimeout(
-                    f'{self._request.method.capitalize()} "{self._request.url}": no body bytes '
-                    f"within the read timeout ({self._read_timeout:g} s)",
-                    request=self._request) from None
             except HTTPError as exc:
-                raise _map_error(exc, self._request, None, True) from exc
+                raise _map_error(exc, self._request, True) from exc
             yield chunk
 
     async def aclose(self) -> None:
@@ -390,34 +323,12 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
                                    cookies=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts: Dict[str, Optional[float]] = dict(request.extensions.get("timeout") or {})
-        body = await request.aread()
-        ft = self.transport
-        budget = _head_budget(timeouts, bool(body), ft.max_conns_per_host > 0)
-        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        ft_request = _ft_request(request, await request.aread(), False)
         try:
-            ft_request = Request(request.method, str(request.url), headers=pairs,
-                                 content=body or None)
-        except InvalidRequest as exc:
-            raise _map_error(exc, request, None, False) from exc
-        try:
-            response = await asyncio.wait_for(
-                self._client._hop(ft_request, None, None, True, decode=False), budget)
-        except asyncio.TimeoutError:
-            phase = _waiting_phase(ft, ft_request._u.key.decode("ascii")) or "read"
-            raise _TIMEOUTS[phase](
-                f'{request.method.capitalize()} "{request.url}": no response head within '
-                f"{budget:g} s ({phase} phase)", request=request) from None
+            response = await self._client._hop(ft_request, None, None, True, decode=False)
         except HTTPError as exc:
-            raise _map_error(exc, request, None, False) from exc
-        return httpx.Response(
-            response.status_code,
-            headers=[(k.encode("latin-1"), v.encode("latin-1"))
-                     for k, v in response.headers.items()],
-            stream=_AsyncResponseStream(response, request, timeouts.get("read")),
-            extensions={"http_version": response.http_version.encode("ascii"),
-                        "reason_phrase": response.reason.encode("latin-1", "replace")},
-        )
+            raise _map_error(exc, request, False) from exc
+        return _httpx_response(response, _AsyncResponseStream(response, request))
 
     async def aclose(self) -> None:
         """Close the Transport if this object created it (requests in flight

@@ -24,11 +24,11 @@ Per-request settings
 
 Request bodies
     bytes and str (UTF-8) are sent as they are; a file or an iterable is
-    streamed while it is sent, with the request's Content-Length when it has
-    one and chunked otherwise (a binary file without a timeout goes to
-    fasttransport's native file path). fasttransport writes Content-Length or
-    Transfer-Encoding itself. A streamed body is one-shot: never replayed on
-    another connection.
+    streamed while it is sent (a regular binary file by fasttransport's native
+    file path), an iterable with the request's Content-Length when it has one
+    and chunked otherwise. fasttransport writes Content-Length or
+    Transfer-Encoding itself. A body from an iterator or a file that cannot
+    seek is one-shot: never replayed on another connection.
 
 Decoding
     The body is fetched with ``decode=False``, exactly as on the wire, and
@@ -46,28 +46,35 @@ Decoding
 
 Timeouts (``timeout=``: a float, a (connect, read) tuple, or a urllib3
 Timeout)
-    fasttransport's total per-exchange deadline would also bound the body and
-    cut long downloads short, so the timeouts are enforced by a watchdog
-    thread (one per adapter, started on the first request with a timeout)
-    that cancels the exchange through a ``CancelToken``:
+    They become the phase parts of the ft.Request's ``extensions["timeout"]``
+    (the form ``ft.Timeout`` uses), enforced by fasttransport's native loops
+    on the exchange itself: no timer thread. As urllib3 applies them:
 
-    - the response head must arrive within ``connect + read`` seconds of the
-      start, plus another ``read`` for a request body (urllib3 applies the
-      read timeout to sending too); a streamed body restarts that clock
-      (``2 * read``) at each chunk it hands over. ``read=None``: no limit;
-    - each read of the body must return within ``read`` seconds (time spent
-      between reads is not counted);
+    - connect: looking the host up and dialling a new connection, TLS
+      included -> ConnectTimeout. The same seconds bound the wait for a slot
+      under the Transport's ``max_conns_per_host`` (requests' own adapter
+      never waits for one: its pools make another connection), also
+      ConnectTimeout;
+    - write: urllib3 sends the request under the connect timeout, and so
+      does the adapter: nothing sent for ``connect`` seconds while the
+      request has bytes ready -> ConnectionError (``Connection aborted.``,
+      a TimeoutError inside), as requests raises it;
+    - read: nothing received for that long once the request is sent: waiting
+      for the head -> ReadTimeout; between body bytes -> urllib3's
+      ReadTimeoutError from ``raw``, which requests turns into
+      ConnectionError;
     - the Transport's own ``dial_timeout`` (default 30 s) and
       ``tls_handshake_timeout`` still cap every connection.
 
-    What is approximated: the head's budget is the sum above, so a silent
-    server is detected after ``connect + read`` seconds, not ``read`` seconds
-    after the request was written; and when it runs out the phase is judged
-    from the Transport's live counts: a request to that host still waiting
-    for a connection gives ConnectTimeout, a streamed body not yet fully
-    handed over gives Timeout, anything else ReadTimeout. Under concurrent
-    requests to one host the class may be the wrong one of these; the timing
-    never depends on it.
+    What differs from urllib3, which times each socket operation: read and
+    write measure how long the exchange has made no progress, from the last
+    byte that moved, not from the start of a read or send call. So a body
+    read with a pause longer than ``read`` between two reads, while the
+    server sent nothing either, fails at the next read that finds nothing;
+    an in-memory body is not bounded as a whole by the connect timeout (only
+    a stall is); and while a streamed body's iterable produces its next
+    piece, the read part runs. The connection of an exchange that timed out
+    is closed, never pooled.
 
 Errors (``raise ... from`` the fasttransport error)
     While sending and awaiting the head:
@@ -78,6 +85,8 @@ Errors (``raise ... from`` the fasttransport error)
     ConnectTimeout, PoolTimeout    ConnectTimeout
     ReadTimeout,                   ReadTimeout
     ResponseHeaderTimeout
+    WriteTimeout                   ConnectionError (ProtocolError "Connection
+                                   aborted.", as urllib3)
     TLSError                       SSLError
     ConnectError                   ConnectionError (ProxyError through a proxy)
     RemoteProtocolError, other     ConnectionError (ProxyError for a proxy the
@@ -97,6 +106,7 @@ Errors (``raise ... from`` the fasttransport error)
 
 from __future__ import annotations
 
+import builtins
 import http.client
 import io
 import os
@@ -118,7 +128,6 @@ from requests.exceptions import (
     ReadTimeout,
     RequestException,
     SSLError,
-    Timeout,
 )
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, select_proxy
@@ -126,14 +135,12 @@ from urllib3._collections import HTTPHeaderDict
 from urllib3.util import Timeout as Urllib3Timeout
 
 from . import errors as ft_errors
-from ._timeouts import _exchange_timer, _Timer, _Upload, _Watchdog
-from .models import _ON_REQUEST, Request, Response, _BodyStream, _Decoder, _GzipDecoder
+from .models import _ON_REQUEST, Request, Response, _Decoder, _GzipDecoder
 from .transport import Transport
 
 __all__ = ["HTTPAdapter"]
 
-#: Bytes asked of the connection per read of a response body, and per chunk
-#: of a file sent as a request body.
+#: Bytes asked of the connection per read of a response body.
 READ_SIZE = 65536
 
 #: Content codings ``raw.stream(decode_content=True)`` decodes.
@@ -142,6 +149,15 @@ _DECODERS: Dict[str, Any] = {"gzip": _GzipDecoder, "x-gzip": _GzipDecoder, **_ON
 
 def _seconds(value: Any) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) else None
+
+
+def _timeout_parts(timeout: Any) -> Optional[Dict[str, Optional[float]]]:
+    """requests' ``timeout=`` as the phase parts of an ft.Request's
+    ``extensions["timeout"]`` (see the module docstring), None for none."""
+    connect, read = _split_timeout(timeout)
+    if connect is None and read is None:
+        return None
+    return {"connect": connect, "pool": connect, "write": connect, "read": read}
 
 
 def _split_timeout(timeout: Any) -> Tuple[Optional[float], Optional[float]]:
@@ -199,13 +215,10 @@ class _RawResponse(io.IOBase):
     the connection closed. Errors are urllib3's (see the module docstring).
     """
 
-    def __init__(self, response: Response, url: str, timer: Optional["_Timer"],
-                 read_timeout: Optional[float]) -> None:
+    def __init__(self, response: Response, url: str) -> None:
         super().__init__()
         self._response = response
         self.url = url
-        self._timer = timer if read_timeout is not None else None
-        self._read_timeout = read_timeout or 0.0
         self.status = response.status_code
         self.reason = response.reason
         self.version_string = response.http_version
@@ -240,29 +253,20 @@ class _RawResponse(io.IOBase):
     # ---- reading ----------------------------------------------------------------
 
     def _wire_read(self, n: int) -> bytes:
-        """Up to n raw bytes (b"" at the end), the read timeout armed."""
-        timer = self._timer
-        if timer is not None:
-            timer.arm(self._read_timeout, "read")
+        """Up to n raw bytes (b"" at the end)."""
         try:
             data = self._response.read(n)
         except ft_errors.HTTPError as exc:
             raise self._body_error(exc) from exc
-        finally:
-            if timer is not None:
-                timer.disarm()
         if not data:
             self._wire_eof = True
         return data
 
     def _body_error(self, exc: ft_errors.HTTPError) -> Exception:
         msg = str(exc)
-        timer = self._timer
-        if (isinstance(exc, (ft_errors.ReadTimeout, ft_errors.ResponseHeaderTimeout))
-                or (isinstance(exc, ft_errors.Cancelled) and timer is not None
-                    and timer.fired is not None)):
-            return urllib3.exceptions.ReadTimeoutError(
-                None, self.url, f"Read timed out. (read timeout={self._read_timeout:g})")
+        if isinstance(exc, (ft_errors.ReadTimeout, ft_errors.ResponseHeaderTimeout)):
+            return urllib3.exceptions.ReadTimeoutError(None, self.url,
+                                                       f"Read timed out. ({msg})")
         if isinstance(exc, ft_errors.TLSError):
             return urllib3.exceptions.SSLError(msg)
         return urllib3.exceptions.ProtocolError(f"Connection broken: {msg}", exc)
@@ -360,8 +364,6 @@ class _RawResponse(io.IOBase):
         if not self._done:
             self._done = True
             self._response.close()
-            if self._timer is not None:
-                self._timer.disarm()
 
     def close(self) -> None:
         self.release_conn()
@@ -390,17 +392,14 @@ def _declared_length(headers: Mapping[str, Any]) -> int:
 
 
 def _send_error(exc: ft_errors.HTTPError, request: requests.PreparedRequest,
-                timer: Optional[_Timer], proxied: bool) -> RequestException:
+                proxied: bool) -> RequestException:
     """The requests exception for a failure before the response head (see
     the module docstring)."""
     msg = str(exc)
-    if isinstance(exc, ft_errors.Cancelled) and timer is not None and timer.fired is not None:
-        what = f"{msg.rpartition(': ')[0]}: no response head within {timer.seconds:g} s"
-        if timer.fired in ("connect", "pool"):
-            return ConnectTimeout(f"{what} (connect timeout)", request=request)
-        if timer.fired == "write":
-            return Timeout(f"{what} (write timed out)", request=request)
-        return ReadTimeout(f"{what} (read timeout)", request=request)
+    if isinstance(exc, ft_errors.WriteTimeout):
+        # urllib3's socket.timeout while sending: "Connection aborted."
+        return ConnectionError(urllib3.exceptions.ProtocolError(
+            "Connection aborted.", builtins.TimeoutError(msg)), request=request)
     if isinstance(exc, (ft_errors.ConnectTimeout, ft_errors.PoolTimeout)):
         return ConnectTimeout(msg, request=request)
     if isinstance(exc, (ft_errors.ReadTimeout, ft_errors.ResponseHeaderTimeout)):
@@ -438,7 +437,6 @@ class HTTPAdapter(BaseAdapter):
         self._transport_kwargs = transport_kwargs
         self._transports: Dict[Tuple[Any, Any, Optional[str]], Transport] = {}
         self._lock = threading.Lock()
-        self._watchdog = _Watchdog("ft-requests-timeouts")
 
     @property
     def transports(self) -> List[Transport]:
@@ -478,60 +476,37 @@ class HTTPAdapter(BaseAdapter):
                               f"invalid path: {cert}") from exc
             raise InvalidProxyURL(f"Please check proxy URL. It is malformed and could be "
                                   f"missing the host: {cause}", request=request) from exc
-        connect, read = _split_timeout(timeout)
         pairs = [(_text(k), _text(v)) for k, v in request.headers.items()]
         body: Any = request.body
-        if isinstance(body, (bytearray, memoryview)):
-            body = bytes(body)
-        if isinstance(body, (bytes, str)) and not body:
+        if isinstance(body, (bytes, str, bytearray, memoryview)) and not body:
             body = None
-        timer: Optional[_Timer] = None
-        upload: Optional[_Upload] = None
-        if (body is not None and not isinstance(body, (bytes, str))
-                and (read is not None or not hasattr(body, "read"))):
-            upload = _Upload(body)
         try:
-            ft_request = Request(request.method or "GET", url, headers=pairs,
-                                 content=body if upload is None else None)
+            ft_request = Request(request.method or "GET", url, headers=pairs, content=body)
         except ft_errors.InvalidRequest as exc:
-            raise _send_error(exc, request, None, proxy is not None) from exc
-        if read is not None:
-            timer = _exchange_timer(self._watchdog, transport,
-                                    ft_request._u.key.decode("ascii"), upload)
-        if upload is not None:
-            if timer is not None and read is not None:
-                upload.time_with(timer, 2 * read)
+            raise _send_error(exc, request, proxy is not None) from exc
+        if ft_request.chunked and not hasattr(body, "read"):
+            # an iterable: requests' Content-Length when it declared one
             length = _declared_length(request.headers)
-            chunks = iter(upload)
-            ft_request.body = _BodyStream(lambda: chunks, length)
-            ft_request.chunked = length < 0
-            ft_request._one_shot = True
-        budget = None
-        if read is not None:
-            budget = read + (connect or 0.0) + (read if body is not None else 0.0)
-        if timer is not None and budget is not None:
-            timer.arm(budget, "head")
+            if length >= 0:
+                ft_request.body.length = length
+                ft_request.chunked = False
+        parts = _timeout_parts(timeout)
+        if parts is not None:
+            ft_request.extensions["timeout"] = parts
         try:
-            response = transport._send(ft_request, None, timer.token if timer else None,
-                                       True, decode=False)
+            response = transport._send(ft_request, None, None, True, decode=False)
         except ft_errors.HTTPError as exc:
-            raise _send_error(exc, request, timer, proxy is not None) from exc
-        finally:
-            if upload is not None:
-                upload.stop_timing()
-            if timer is not None:
-                timer.disarm()
-        return self.build_response(request, response, timer, read)
+            raise _send_error(exc, request, proxy is not None) from exc
+        return self.build_response(request, response)
 
-    def build_response(self, request: requests.PreparedRequest, response: Response,
-                       timer: Optional[_Timer] = None,
-                       read_timeout: Optional[float] = None) -> requests.Response:
+    def build_response(self, request: requests.PreparedRequest,
+                       response: Response) -> requests.Response:
         """A requests.Response as requests' own HTTPAdapter.build_response
         makes it: status, case-insensitive headers (repeated fields joined
         with ", "), encoding from Content-Type, ``raw``, reason, url, cookies
         into ``response.cookies``, request and ``connection=self``."""
         url = _text(request.url or "")
-        raw = _RawResponse(response, url, timer, read_timeout)
+        raw = _RawResponse(response, url)
         resp = requests.Response()
         resp.status_code = response.status_code
         resp.headers = CaseInsensitiveDict(raw.headers)
@@ -546,11 +521,10 @@ class HTTPAdapter(BaseAdapter):
 
     def close(self) -> None:
         """Close every Transport made so far (responses still open then
-        fail) and stop the timeout watchdog. The adapter stays usable: the
-        next request creates a Transport again."""
+        fail). The adapter stays usable: the next request creates a
+        Transport again."""
         with self._lock:
             transports = list(self._transports.values())
             self._transports.clear()
-        self._watchdog.close()
         for transport in transports:
             transport.close()
