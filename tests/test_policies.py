@@ -349,3 +349,60 @@ def test_timeout_parts_cover_every_redirect_hop(scripted_server):
         with pytest.raises(ft.ReadTimeout) as ei:
             c.get(srv.url("/start"))
     assert "/slow" in str(ei.value)
+
+
+def test_read_timeout_spares_a_slow_upload_source_and_counts_per_read(scripted_server):
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            if req.path == "/pause":          # part of the body, a pause, the rest
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+                if not conn.sleep(1.0):
+                    return
+                conn.send(b"world")
+            else:
+                conn.send(response(200, req.body))
+
+    srv = scripted_server(handler)
+
+    def slow():
+        for piece in (b"a", b"b", b"c"):
+            time.sleep(0.5)                    # the source, not the network, is slow
+            yield piece
+
+    with ft.Client(timeout=ft.Timeout(read=0.3)) as c:
+        assert c.post(srv.url("/up"), content=slow()).content == b"abc"
+    with ft.Client(timeout=ft.Timeout(read=0.5)) as c:
+        with c.stream("GET", srv.url("/pause")) as r:
+            assert r.read(5) == b"hello"
+            time.sleep(0.8)                    # the caller pauses; the server is silent too
+            assert r.read() == b"world"        # this read has its own 0.5 s
+
+
+def test_a_full_read_ahead_buffer_does_not_spin_the_engine(scripted_server):
+    body = b"x" * (4 << 20)
+
+    def handler(conn):
+        if conn.read_request() is None:
+            return
+        conn.send(response(200, body))
+
+    srv = scripted_server(handler)
+
+    async def main():
+        async with ft.AsyncClient(timeout=ft.Timeout(read=0.2), read_ahead=64 << 10) as ac:
+            async with ac.stream("GET", srv.url("/")) as r:
+                it = r.aiter_raw()
+                got = len(await it.__anext__())
+                cpu0 = time.process_time()
+                await asyncio.sleep(1.5)           # the engine's buffer is full meanwhile
+                idle_cpu = time.process_time() - cpu0
+                async for chunk in it:
+                    got += len(chunk)
+        return got, idle_cpu
+
+    got, idle_cpu = asyncio.run(main())
+    assert got == len(body)
+    assert idle_cpu < 0.5, idle_cpu     # spinning took about 0.6 s of CPU per second

@@ -66,15 +66,13 @@ Timeouts (``request.extensions["timeout"]``: connect, read, write, pool)
 
     What differs from httpx, whose transport times each socket operation:
     read and write measure how long the exchange has made no progress, from
-    the last byte that moved, not from the start of a read call. So a
-    streamed response read with a pause longer than ``read`` between two
-    reads, while the server sent nothing either, fails at the next read that
-    finds nothing (httpx would wait ``read`` seconds from that read); a slow
-    consumer of a server that keeps sending is never timed out. While a
-    streamed request body's generator produces its next piece, the read
-    part runs (httpx counts that time nowhere). AsyncHTTPTransport's engine
-    reads the body ahead of the consumer (up to 256 KiB); a timeout met
-    there is raised when the consumer reaches it. The connection of an
+    the last byte that moved or the start of the current read call,
+    whichever is later; a read call that waits in several slices is one
+    read. While a streamed request body's generator produces its next
+    piece, no part runs (httpx counts that time nowhere either).
+    AsyncHTTPTransport's engine reads the body ahead of the consumer (up to
+    256 KiB); the read part does not run while that buffer is full, and a
+    timeout met while filling it is raised when the consumer reaches it. The connection of an
     exchange that timed out is closed, never pooled.
 
 Errors (``raise ... from`` the fasttransport error)

@@ -31,7 +31,8 @@ class Timeout:
       a proxy's CONNECT included); an idle connection taken from the pool
       costs none;
     - read: nothing received for that long once the request has nothing
-      more to send (waiting for the head, and between body bytes);
+      more to send (waiting for the head, and between body bytes), counted
+      from the last byte received or the start of the current read call;
     - write: nothing sent for that long while the request has bytes to send;
     - pool: waiting for a free slot under ``max_conns_per_host``.
 

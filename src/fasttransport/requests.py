@@ -68,12 +68,10 @@ Timeout)
 
     What differs from urllib3, which times each socket operation: read and
     write measure how long the exchange has made no progress, from the last
-    byte that moved, not from the start of a read or send call. So a body
-    read with a pause longer than ``read`` between two reads, while the
-    server sent nothing either, fails at the next read that finds nothing;
-    an in-memory body is not bounded as a whole by the connect timeout (only
-    a stall is); and while a streamed body's iterable produces its next
-    piece, the read part runs. The connection of an exchange that timed out
+    byte that moved or the start of the current read call, whichever is
+    later; an in-memory body is not bounded as a whole by the connect
+    timeout (only a stall is); and while a streamed body's iterable produces
+    its next piece, no part runs. The connection of an exchange that timed out
     is closed, never pooled.
 
 Errors (``raise ... from`` the fasttransport error)
