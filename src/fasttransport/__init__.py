@@ -32,7 +32,8 @@ from .errors import (
     UnrewindableBodyError,
     WriteTimeout,
 )
-from .models import Headers, Request, Response, ResponseBody
+from .headers import Headers
+from .models import Request, Response, ResponseBody
 from .options import Limits, Retry, Timeout
 from .transport import Transport, TransportStats, __version__
 

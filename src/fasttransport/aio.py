@@ -26,7 +26,8 @@ from . import _core
 from .batch import _cancelled, _Orphan, dispatch
 from .client import _UNSET, Client
 from .errors import BodyTooLarge, ConnectError, ConnectTimeout, HTTPError
-from .models import _REDIRECTS, HeaderTypes, Request, Response, _Rechunk
+from .headers import HeaderTypes
+from .models import _REDIRECTS, Request, Response, _Rechunk
 from .transport import _should_retry
 
 _READ_AHEAD = 256 << 10

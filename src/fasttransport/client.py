@@ -14,21 +14,15 @@ from typing import Any, Generator, Iterable, Iterator, Optional, Tuple, Union
 from urllib.parse import unquote
 
 from . import _core
+from ._urls import _forget_long_url
 from .batch import Future, _cancelled, _Collector, run_map
 from .errors import (
     ConnectError,
     ConnectTimeout,
     InvalidRequest,
 )
-from .models import (
-    _REDIRECTS,
-    Headers,
-    HeaderTypes,
-    Request,
-    Response,
-    _check_headers,
-    _forget_long_url,
-)
+from .headers import Headers, HeaderTypes, _check_headers
+from .models import _REDIRECTS, Request, Response
 from .options import Limits, Retry, as_retry, split_timeout
 from .redirects import follow
 from .transport import Transport

@@ -13,6 +13,7 @@ import re
 from typing import Any, Generator, List, Optional, Tuple
 from urllib.parse import quote, urljoin
 
+from ._urls import _forget_long_url, _parse_url, _url_error, _urlsplit_uncached
 from .errors import (
     HTTPError,
     InvalidRequest,
@@ -20,16 +21,8 @@ from .errors import (
     TooManyRedirects,
     UnrewindableBodyError,
 )
-from .models import (
-    _REDIRECTS,
-    Headers,
-    Request,
-    Response,
-    _forget_long_url,
-    _parse_url,
-    _url_error,
-    _urlsplit_uncached,
-)
+from .headers import Headers
+from .models import _REDIRECTS, Request, Response
 
 #: Go's sensitive headers: dropped on a redirect to another host.
 _SENSITIVE = ("authorization", "www-authenticate", "cookie", "cookie2",

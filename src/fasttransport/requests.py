@@ -133,7 +133,8 @@ from urllib3._collections import HTTPHeaderDict
 from urllib3.util import Timeout as Urllib3Timeout
 
 from . import errors as ft_errors
-from .models import _ON_REQUEST, Request, Response, _Decoder, _GzipDecoder
+from ._decoding import _ON_REQUEST, _Decoder, _GzipDecoder
+from .models import Request, Response
 from .transport import Transport
 
 __all__ = ["HTTPAdapter"]
