@@ -558,7 +558,7 @@ static int may_block(const ft_rt *rt, int64_t now, int64_t until)
 static void make_blocking(ft_conn *c)
 {
     struct timeval tv = { 0, FT_RCVTIMEO_NS / 1000 };
-    if (c->blocking || (c->ssl && !ft_tls_can_block(c->ssl)))
+    if (c->blocking || (c->ssl && !ft_tls_fast_path(c->ssl)))
         return;
     if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0
         && fcntl(c->fd, F_SETFL, O_RDWR) == 0)

@@ -300,7 +300,7 @@ static sock_bio *own_sock(SSL *ssl)
     return b && sock_method && BIO_method_type(b) == sock_type ? BIO_get_data(b) : NULL;
 }
 
-int ft_tls_can_block(SSL *ssl)
+int ft_tls_fast_path(SSL *ssl)
 {
     sock_bio *s = own_sock(ssl);
     if (s)

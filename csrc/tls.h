@@ -55,11 +55,11 @@ ssize_t ft_tls_write(SSL *ssl, const void *buf, size_t n, int *want_write, char 
  * session of TLS in TLS. */
 int ft_tls_pending(SSL *ssl);
 
-/* The fast path (conn.c): may ssl's reads wait in recv on a blocking socket
- * (its own socket BIO: not TLS in TLS)? If so, it reads ahead from now on,
- * a whole response per read. ft_tls_block_next(ssl, 1): its next reads may
+/* The fast path (conn.c): 1 when ssl's reads may wait in recv on a
+ * blocking socket (its own socket BIO: not TLS in TLS), and then it reads
+ * ahead from now on, a whole response per read; 0 otherwise. ft_tls_block_next(ssl, 1): its next reads may
  * wait (until ft_tls_block_next(ssl, 0)). */
-int ft_tls_can_block(SSL *ssl);
+int ft_tls_fast_path(SSL *ssl);
 void ft_tls_block_next(SSL *ssl, int on);
 
 /* Send close_notify (best effort, non-blocking) and free. */
