@@ -294,6 +294,14 @@ def _proxyconnect(err: HTTPError, op: str, url: str, via: str = "") -> HTTPError
     return type(err)(f"{prefix}proxyconnect tcp: {via}{cause}", method=err.method, url=err.url)
 
 
+def _check_cancel(cancel: object, plan: Plan) -> None:
+    """The native exchange takes a CancelToken as it is, unchecked: anything
+    else is refused here, before anything is sent."""
+    if not isinstance(cancel, CancelToken):
+        raise TypeError(f'{plan.op} "{plan.url}": cancel must be an ft.CancelToken or None, '
+                        f"not {type(cancel).__name__}")
+
+
 def _seconds(value: Optional[float], name: str) -> Optional[float]:
     if value is None:
         return None
@@ -485,6 +493,8 @@ class Transport:
     def _send(self, request: Request, deadline_ns: Optional[int], cancel: Optional[CancelToken],
               stream: bool, decode: bool = True) -> Response:
         plan = self._plan(request)
+        if cancel is not None:
+            _check_cancel(cancel, plan)
         while True:
             x = Exchange()
             t0 = time.perf_counter()
@@ -506,6 +516,8 @@ class Transport:
             raise InvalidRequest(f'{plan.op} "{plan.url}": a streamed request body needs a '
                                  "blocking call (submit, map and AsyncClient send bytes or a "
                                  "file)", method=plan.op.upper(), url=plan.url)
+        if cancel is not None:
+            _check_cancel(cancel, plan)
         x = Exchange()
         x.submit(self._core, cq, mode, limit, plan, deadline_ns, cancel)
         return x
