@@ -176,6 +176,34 @@ def test_cancel_token(http_server):
         assert c.transport.stats().open_conns == 0
 
 
+@pytest.mark.parametrize("bogus", [object(), "token", 1], ids=["object", "str", "int"])
+def test_cancel_must_be_a_cancel_token(http_server, bogus):
+    """The native exchange reads a CancelToken's flag directly: anything else
+    given as ``cancel=`` (once a crash) is refused with TypeError, by the
+    blocking, submitted and asyncio calls alike, before anything is sent."""
+    import asyncio
+    import threading
+    url = http_server.url("/")
+    text = f'Get "{url}": cancel must be an ft.CancelToken or None, not {type(bogus).__name__}'
+    with ft.Client() as c:
+        with pytest.raises(TypeError) as ei:
+            c.get(url, cancel=bogus)
+        assert str(ei.value) == text
+        with pytest.raises(TypeError, match="cancel must be an ft.CancelToken"):
+            c.get(url, cancel=threading.Event())
+        with pytest.raises(TypeError, match="cancel must be an ft.CancelToken"):
+            c.submit("GET", url, cancel=bogus).result(timeout=5)
+
+        async def via_async():
+            async with ft.AsyncClient(transport=c.transport) as ac:
+                await ac.get(url, cancel=bogus)
+
+        with pytest.raises(TypeError, match="cancel must be an ft.CancelToken"):
+            asyncio.run(via_async())
+        assert http_server.accepted == 0
+        assert c.get(url, cancel=ft.CancelToken()).content == b"hello"
+
+
 @pytest.mark.parametrize("kw,cause", [
     (dict(method="GET", url="http://h/", headers={"X": "a\r\nInjected: 1"}),
      'invalid header field value for "X"'),

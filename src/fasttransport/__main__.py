@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import fasttransport as ft
@@ -48,7 +48,7 @@ def _line(label: str, t: ft.Transport) -> None:
           f"reused={s.reused_conns:<3} io_threads={s.io_threads}")
 
 
-def _start_server() -> Tuple[subprocess.Popen, int]:
+def _start_server() -> Tuple[subprocess.Popen[bytes], int]:
     """The demo's server (fasttransport._demo_server) in a process of its own,
     and its port. It stops when its stdin closes: see _stop_server."""
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +68,7 @@ def _start_server() -> Tuple[subprocess.Popen, int]:
         raise
 
 
-def _stop_server(proc: subprocess.Popen) -> None:
+def _stop_server(proc: subprocess.Popen[bytes]) -> None:
     """Close the server's stdin (its cue to exit) and wait for it; kill it if
     it has not gone within 2 s. Should this process die before getting here,
     the pipe closes all the same and the server exits by itself."""
@@ -266,7 +266,11 @@ def error_text(method: str, url: str, exc: BaseException) -> str:
     return f"{op} {json.dumps(shown, ensure_ascii=False)}: {text}"
 
 
-def _check_request(method: str, url: str, headers: List[tuple]) -> None:
+#: Request headers given on the command line, in order.
+_HeaderList = List[Tuple[str, str]]
+
+
+def _check_request(method: str, url: str, headers: _HeaderList) -> None:
     """Refuse what the library would refuse, before anything is sent or
     shown: the URL (exit 1 for its scheme, 3 otherwise), the method (exit 2,
     Go's ``net/http: invalid method "..."``), then the headers (exit 2)."""
@@ -284,7 +288,7 @@ def _check_request(method: str, url: str, headers: List[tuple]) -> None:
         raise CliError(2, error_text(method, url, e)) from None
 
 
-def _header_pairs(values: List[str]) -> List[tuple]:
+def _header_pairs(values: List[str]) -> _HeaderList:
     pairs = []
     for raw in values:
         name, sep, value = raw.partition(":")
@@ -310,7 +314,7 @@ def _read_data(value: str, *, strip_newlines: bool) -> bytes:
     return data.replace(b"\r", b"").replace(b"\n", b"") if strip_newlines else data
 
 
-def _request_parts(args: argparse.Namespace) -> tuple:
+def _request_parts(args: argparse.Namespace) -> Tuple[str, _HeaderList, Optional[bytes]]:
     """(method, headers, body) from the options, as curl combines them."""
     headers = _header_pairs(args.header or [])
     names = {name.lower() for name, _ in headers}
@@ -368,7 +372,7 @@ def _progress(args: argparse.Namespace, total: Optional[int]) -> Any:
     return progress
 
 
-def _verbose_request(method: str, url: str, headers: List[tuple], body: Optional[bytes],
+def _verbose_request(method: str, url: str, headers: _HeaderList, body: Optional[bytes],
                      insecure: bool) -> None:
     """The request head as the transport writes it:
     Host, User-Agent, the caller's headers, Accept-Encoding, Content-Length
@@ -405,8 +409,8 @@ def _verbose_response(r: ft.Response) -> None:
     print("<", file=err)
 
 
-def _verbose_summary(before: Any, after: Any, t0: float, t_head: float, t_end: float,
-                     received: int) -> None:
+def _verbose_summary(before: ft.TransportStats, after: ft.TransportStats, t0: float,
+                     t_head: float, t_end: float, received: int) -> None:
     err = sys.stderr
     dials = after.dials - before.dials
     reused = after.reused_conns - before.reused_conns
@@ -426,7 +430,7 @@ def _verbose_summary(before: Any, after: Any, t0: float, t_head: float, t_end: f
           f"requests={s.requests} io_threads={s.io_threads}", file=err)
 
 
-def _open_output(args: argparse.Namespace) -> Any:
+def _open_output(args: argparse.Namespace) -> BinaryIO:
     if not args.output or args.output == "-":
         return sys.stdout.buffer
     try:
@@ -477,8 +481,8 @@ def _get(args: argparse.Namespace) -> int:
                     raise CliError(22, f"The requested URL returned error: {r.status_code}")
                 out = _open_output(args)
                 received = 0
-                progress = _progress(args, r.headers.get("Content-Length") and
-                                     int(r.headers["Content-Length"]))
+                length = r.headers.get("Content-Length")
+                progress = _progress(args, int(length) if length else None)
                 try:
                     if args.include:
                         head = [f"{r.http_version} {r.status_code} {r.reason}"]

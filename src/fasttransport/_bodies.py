@@ -9,7 +9,7 @@ import json as _json
 import mimetypes
 import os
 import stat
-from typing import Any, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlencode
 
 from .headers import Headers
@@ -35,7 +35,7 @@ class _BodyStream:
 
     __slots__ = ("_make", "length")
 
-    def __init__(self, make: Any, length: int = -1) -> None:
+    def __init__(self, make: Callable[[], Iterator[bytes]], length: int = -1) -> None:
         self._make = make
         self.length = length
 
@@ -82,7 +82,7 @@ def _file_size(f: Any) -> int:
     regular file, seek/tell for another seekable one; -1 when unknown (pipes,
     sockets, streams)."""
     try:
-        pos = f.tell()
+        pos: int = f.tell()
     except (AttributeError, OSError, ValueError):
         return -1
     try:
@@ -94,7 +94,7 @@ def _file_size(f: Any) -> int:
     try:
         if not f.seekable():
             return -1
-        end = f.seek(0, io.SEEK_END)
+        end: int = f.seek(0, io.SEEK_END)
         f.seek(pos)
     except (AttributeError, OSError, ValueError):
         return -1
@@ -115,7 +115,7 @@ def _seekable(f: Any) -> bool:
         return False
 
 
-def _file_body(f: Any) -> Tuple[Any, bool, bool]:
+def _file_body(f: Any) -> Tuple[_BodyStream, bool, bool]:
     """(stream, chunked, one_shot) for a file object, read in 64 KiB pieces
     as the write loop sends them (a plain binary file by the native write
     loop itself, see _FileSource). A binary file of known size is sent with
@@ -143,7 +143,7 @@ def _file_body(f: Any) -> Tuple[Any, bool, bool]:
     return _BodyStream(pieces, size), size < 0, one_shot
 
 
-def _iter_body(it: Iterable[Any]) -> Tuple[Any, bool, bool]:
+def _iter_body(it: Iterable[Any]) -> Tuple[_BodyStream, bool, bool]:
     """(stream, chunked, one_shot) for an iterable of bytes/str, sent chunked
     as it is produced; an iterator (iter(x) is x, e.g. a generator) is a
     one-shot source, a list or tuple is not."""
@@ -223,8 +223,13 @@ def _multipart_body(data: Any, files: Any,
     return b"".join(parts), f"multipart/form-data; boundary={boundary}", one_shot
 
 
+#: A request body as the write loop takes it: bytes in memory, a stream
+#: pulled while it is sent, or None.
+RequestBody = Union[bytes, _BodyStream, None]
+
+
 def _encode_body(content: Any, data: Any, json: Any, files: Any,
-                 headers: Headers) -> Tuple[Optional[bytes], bool, bool]:
+                 headers: Headers) -> Tuple[RequestBody, bool, bool]:
     """(bytes to send, chunked, one_shot) of a request body, adding a
     Content-Type for json, data and files unless the caller set one.
 

@@ -3,13 +3,16 @@ zstd decoders, pull-model and bounded by what the caller reads."""
 
 from __future__ import annotations
 
+import importlib
 import zlib
-from typing import TYPE_CHECKING, Any, Optional
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Type
 
 from .errors import BodyTooLarge, RemoteProtocolError
 from .headers import Headers
 
 if TYPE_CHECKING:
+    from ._core import Exchange
     from .models import Request
 
 # ---- transparent decompression ---------------------------------------------
@@ -28,24 +31,21 @@ if TYPE_CHECKING:
 # passes through unchanged. Corrupt data raises RemoteProtocolError naming the
 # method, the URL and the encoding, on the read that meets it.
 
-try:
-    import brotli as _brotli
-except ImportError:  # pragma: no cover - depends on the environment
-    try:
-        import brotlicffi as _brotli
-    except ImportError:
-        _brotli = None
 
-try:
-    import zstandard as _zstd
-except ImportError:  # pragma: no cover - depends on the environment
-    _zstd = None
-_zstd_std: Any = None
-if _zstd is None:  # pragma: no cover - Python 3.14+ without zstandard
-    try:
-        from compression import zstd as _zstd_std
-    except ImportError:
-        pass
+def _import_first(*names: str) -> Optional[ModuleType]:
+    """The first of these modules that can be imported, or None."""
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ImportError:  # pragma: no cover - depends on the environment
+            continue
+    return None  # pragma: no cover - depends on the environment
+
+
+_brotli = _import_first("brotli", "brotlicffi")
+_zstd = _import_first("zstandard")
+# Python 3.14+ without zstandard
+_zstd_std = _import_first("compression.zstd") if _zstd is None else None
 
 
 class _Decoder:
@@ -95,7 +95,7 @@ class _Decoder:
     def feed(self, data: bytes) -> bytes:
         """All that data decodes to (for callers that bound their input)."""
         self.push(data)
-        out = []
+        out: List[bytes] = []
         while True:
             piece = self._counted(self.pull(_DECODE_PIECE))
             if not piece:
@@ -111,20 +111,20 @@ class _Decoder:
                                method=self._op.upper(), url=self._url)
         return piece
 
-    def read(self, x: Any, n: int) -> bytes:
+    def read(self, x: Exchange, n: int) -> bytes:
         """Up to n decoded bytes (n < 0: all the rest) from exchange x."""
         if self._closed:
             raise self._error(self.closed_text)
         if n == 0:
             return b""
         if n < 0:
-            out = [self._pending[self._pos:]]
+            pieces = [self._pending[self._pos:]]
             self._pending, self._pos = b"", 0
             while True:
                 piece = self.read(x, _DECODE_PIECE)
                 if not piece:
-                    return b"".join(out)
-                out.append(piece)
+                    return b"".join(pieces)
+                pieces.append(piece)
         pending, pos = self._pending, self._pos
         while pos >= len(pending):
             pending, pos = self._counted(self.pull(max(n, 8192))), 0
@@ -195,7 +195,7 @@ class _DeflateDecoder(_Decoder):
 
     def __init__(self, op: str, url: str) -> None:
         super().__init__(op, url)
-        self._d = None
+        self._d: Optional[zlib._Decompress] = None
         self._done = False
 
     def pull(self, limit: int) -> bytes:
@@ -235,7 +235,8 @@ class _BrotliDecoder(_Decoder):
 
     def __init__(self, op: str, url: str) -> None:
         super().__init__(op, url)
-        self._d = _brotli.Decompressor()
+        assert _brotli is not None           # registered only when it is there
+        self._d: Any = _brotli.Decompressor()
         self._fed = False
 
     def pull(self, limit: int) -> bytes:
@@ -245,19 +246,21 @@ class _BrotliDecoder(_Decoder):
                 if self._in and d.can_accept_more_data():
                     data, self._in = self._in, b""
                     self._fed = True
-                    out = d.process(data, output_buffer_limit=limit)
+                    out: bytes = d.process(data, output_buffer_limit=limit)
                     if out:
                         return out
                 # output the decoder still holds (it may hold some even
                 # when it can take more input)
                 if self._fed and not d.is_finished():
-                    return d.process(b"", output_buffer_limit=limit)
+                    held: bytes = d.process(b"", output_buffer_limit=limit)
+                    return held
                 return b""
             if not self._in:
                 return b""
             data, self._in = self._in, b""
             self._fed = True
-            return d.process(data) if hasattr(d, "process") else d.decompress(data)
+            whole: bytes = d.process(data) if hasattr(d, "process") else d.decompress(data)
+            return whole
         except Exception as e:  # noqa: BLE001 - brotli and brotlicffi raise different types
             raise self._error(f"br: invalid data ({e})") from None
 
@@ -333,8 +336,7 @@ class _ZstdDecoder(_Decoder):
                 if int.from_bytes(unit[:4], "little") & 0xFFFFFFF0 == 0x184D2A50:
                     self._advance(unit)
                     continue                                 # skippable: nothing to decode
-                self._d = (_zstd.ZstdDecompressor().decompressobj() if _zstd is not None
-                           else _zstd_std.ZstdDecompressor())
+                self._d = _zstd_decompressor()
             self._open = True
             try:
                 out = self._d.decompress(unit)
@@ -350,6 +352,14 @@ class _ZstdDecoder(_Decoder):
             raise self._error("zstd: unexpected EOF")
 
 
+def _zstd_decompressor() -> Any:
+    """A streaming zstd decompressor: zstandard's, else compression.zstd's."""
+    if _zstd is not None:
+        return _zstd.ZstdDecompressor().decompressobj()
+    assert _zstd_std is not None         # _ZstdDecoder is registered only with one
+    return _zstd_std.ZstdDecompressor()
+
+
 #: Decoded bytes asked of a decoder per call when the caller wants it all.
 _DECODE_PIECE = 1 << 20
 #: Raw bytes read per call to feed a decoder.
@@ -357,7 +367,7 @@ _RAW_PIECE = 16384
 
 
 #: Codings decoded when the caller asked for them (and the package is there).
-_ON_REQUEST = {"deflate": _DeflateDecoder}
+_ON_REQUEST: Dict[str, Type[_Decoder]] = {"deflate": _DeflateDecoder}
 if _brotli is not None:
     _ON_REQUEST["br"] = _BrotliDecoder
 if _zstd is not None or _zstd_std is not None:
@@ -381,7 +391,7 @@ def _accepts(accept_encoding: str, coding: str) -> bool:
     return False
 
 
-def _pick_decoder(x: Any, headers: "Headers", request: "Request",
+def _pick_decoder(x: Exchange, headers: Headers, request: Request,
                   gzip: bool) -> Optional[_Decoder]:
     """The decoder for a response with a body and a Content-Encoding, or None
     (see the rules above)."""

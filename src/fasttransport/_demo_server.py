@@ -114,8 +114,8 @@ def serve(listener: socket.socket) -> None:
         for key, events in sel.select():
             if key.fileobj == stdin:
                 if not os.read(stdin, 4096):
-                    for conn in list(conns.values()):
-                        close(conn)
+                    for open_conn in list(conns.values()):
+                        close(open_conn)
                     return
             elif key.fileobj is listener:
                 try:
@@ -124,7 +124,7 @@ def serve(listener: socket.socket) -> None:
                     continue
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conns[sock.fileno()] = conn = _Conn(sock)
+                conns[sock.fileno()] = _Conn(sock)
                 sel.register(sock, selectors.EVENT_READ)
             else:
                 conn = conns.get(key.fd)

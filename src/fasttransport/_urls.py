@@ -7,7 +7,7 @@ from __future__ import annotations
 import json as _json
 import re
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, List, Mapping, Optional, Tuple
 from urllib.parse import SplitResult, quote, urlencode, urlsplit
 
 from .errors import InvalidRequest
@@ -85,7 +85,7 @@ class _URL:
                               if parts.query else "")
         self.key = f"{scheme}://{hostport}:{self.port}".encode("ascii")
         self.host_bytes = host.encode("ascii")
-        self.userinfo = None
+        self.userinfo: Optional[Tuple[str, Optional[str]]] = None
         if parts.username is not None or parts.password is not None:
             self.userinfo = (parts.username or "", parts.password)
             shown = parts.username or ""
@@ -138,8 +138,10 @@ def _forget_long_url(url: str) -> None:
     """After a URL too long to keep went through the standard library
     (urljoin, the cookie jar), empty its urlsplit cache (3.11+ keeps the last
     128 results, whatever their size)."""
-    if len(url) > _CACHED_URL_MAX and hasattr(urlsplit, "cache_clear"):
-        urlsplit.cache_clear()
+    if len(url) > _CACHED_URL_MAX:
+        cache_clear = getattr(urlsplit, "cache_clear", None)
+        if cache_clear is not None:
+            cache_clear()
 
 
 @lru_cache(maxsize=2048)
@@ -162,7 +164,7 @@ def _merge_params(url: str, params: Any) -> str:
     if not params:
         return url
     items = params.items() if isinstance(params, Mapping) else params
-    pairs = []
+    pairs: List[Tuple[Any, Any]] = []
     for k, v in items:
         if v is None:
             continue

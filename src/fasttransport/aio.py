@@ -20,15 +20,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Mapping, Optional, Tuple
 
 from . import _core
+from ._core import CancelToken, Exchange
 from .batch import _cancelled, _Orphan, dispatch
-from .client import _UNSET, Client
+from .client import _UNSET, Client, CookieJarLike
 from .errors import BodyTooLarge, ConnectError, ConnectTimeout, HTTPError
-from .headers import HeaderTypes
+from .headers import Headers, HeaderTypes
 from .models import _REDIRECTS, Request, Response, _Rechunk
-from .transport import _should_retry
+from .options import TimeoutTypes
+from .transport import Transport, _should_retry
 
 _READ_AHEAD = 256 << 10
 _PREALLOC = 64 << 20
@@ -40,10 +42,10 @@ class _Waiter:
 
     __slots__ = ("fut",)
 
-    def __init__(self, fut: asyncio.Future) -> None:
+    def __init__(self, fut: asyncio.Future[None]) -> None:
         self.fut = fut
 
-    def _report(self, x: Any) -> None:
+    def _report(self, x: Exchange) -> None:
         if not self.fut.done():
             self.fut.set_result(None)
 
@@ -74,15 +76,15 @@ class AsyncClient:
     # ---- the client's parts, shared with the blocking Client --------------------
 
     @property
-    def transport(self) -> Any:
+    def transport(self) -> Transport:
         return self._c.transport
 
     @property
-    def cookies(self) -> Any:
+    def cookies(self) -> Optional[CookieJarLike]:
         return self._c.cookies
 
     @property
-    def headers(self) -> Any:
+    def headers(self) -> Headers:
         return self._c.headers
 
     # ---- the event loop ------------------------------------------------------------
@@ -103,7 +105,7 @@ class AsyncClient:
     def _on_ready(self) -> None:
         dispatch(self._cq)
 
-    async def _next_report(self, x: Any) -> None:
+    async def _next_report(self, x: Exchange) -> None:
         """Until x's next report. A cancelled task aborts the exchange (its
         connection is closed) and its later reports are dropped."""
         fut = self._attach().create_future()
@@ -115,7 +117,7 @@ class AsyncClient:
             x.abort("context canceled")
             raise
 
-    async def _read_chunk(self, x: Any, n: int) -> bytes:
+    async def _read_chunk(self, x: Exchange, n: int) -> bytes:
         """Up to n raw body bytes the engine read ahead; b"" at EOF."""
         while True:
             data = x.take_ahead(n)
@@ -127,10 +129,12 @@ class AsyncClient:
 
     async def request(self, method: str, url: str, *, params: Any = None,
                       headers: HeaderTypes = None, content: Any = None, data: Any = None,
-                      files: Any = None, json: Any = None, auth: Any = _UNSET,
-                      timeout: Any = _UNSET, follow_redirects: Optional[bool] = None,
-                      stream: bool = False, cancel: Optional[_core.CancelToken] = None,
-                      max_body_size: Optional[int] = None, cookies: Any = None) -> Response:
+                      files: Any = None, json: Any = None,
+                      auth: Optional[Tuple[Any, Any]] = _UNSET,
+                      timeout: TimeoutTypes = _UNSET, follow_redirects: Optional[bool] = None,
+                      stream: bool = False, cancel: Optional[CancelToken] = None,
+                      max_body_size: Optional[int] = None,
+                      cookies: Optional[Mapping[str, str]] = None) -> Response:
         """As Client.request; the body is read before it returns unless
         ``stream=True`` (prefer ``stream()``, which closes it). A request
         body must be bytes, str, form data, JSON or a plain binary file."""
@@ -160,7 +164,7 @@ class AsyncClient:
                 raise
         return resp
 
-    async def _hop(self, req: Request, deadline: Optional[int], cancel: Any,
+    async def _hop(self, req: Request, deadline: Optional[int], cancel: Optional[CancelToken],
                    stream: bool, decode: bool = True) -> Response:
         """One hop, sent again as the client's Retry says (Client._send_one)."""
         c = self._c
@@ -187,7 +191,8 @@ class AsyncClient:
             done += 1
             req.headers = headers        # the jar's cookies are added again
 
-    async def _hop_once(self, req: Request, deadline: Optional[int], cancel: Any,
+    async def _hop_once(self, req: Request, deadline: Optional[int],
+                        cancel: Optional[CancelToken],
                         stream: bool, decode: bool = True) -> Response:
         """One exchange, retried on another connection where Go would;
         ``decode=False``: the body as it came on the wire."""

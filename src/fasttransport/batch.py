@@ -17,12 +17,31 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Set, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Deque,
+    Generator,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Union,
+)
 
 from . import _core
+from ._core import CancelToken, CompletionQueue, Exchange, Plan
 from .errors import ConnectError, ConnectTimeout, HTTPError, TimeoutError
 from .models import _REDIRECTS, Request, Response
 from .transport import _should_retry
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .headers import Headers
+    from .options import TimeoutTypes
 
 # The slice a waiter spends in native code before it looks at signals.
 _SLICE = 0.05
@@ -32,12 +51,14 @@ _PREALLOC = 64 << 20
 _PENDING, _RUNNING, _FINISHED, _CANCELLED = range(4)
 
 
-def dispatch(cq: Any) -> int:
+def dispatch(cq: CompletionQueue) -> int:
     """Take every report from cq and hand each to its exchange's owner;
     after an exchange's last one, the exchange lets go of its owner."""
     xs = cq.take()
     for x in xs:
-        x.owner._report(x)
+        owner = x.owner
+        assert owner is not None, "an exchange reported before it had an owner"
+        owner._report(x)
         if not x.in_flight:
             x.owner = None
     return len(xs)
@@ -128,8 +149,13 @@ class Future:
                  "_follow", "_plan", "_x", "_t0", "_steps", "_history", "_state", "_result",
                  "_exc", "_callbacks", "request", "_tries", "_hop_headers", "__weakref__")
 
-    def __init__(self, client: Any, req: Request, deadline: Optional[int], cancel: Any,
-                 stream: bool, follow: bool) -> None:
+    _plan: Plan
+    _t0: float
+    _tries: int
+    _hop_headers: Headers
+
+    def __init__(self, client: Client, req: Request, deadline: Optional[int],
+                 cancel: Optional[CancelToken], stream: bool, follow: bool) -> None:
         self._client = client
         self._col: _Collector = client._collector()
         self.request = req
@@ -139,8 +165,8 @@ class Future:
         self._cancel = cancel
         self._stream = stream
         self._follow = follow
-        self._x: Any = None
-        self._steps: Any = None
+        self._x: Optional[Exchange] = None
+        self._steps: Optional[Generator[Request, Response, Response]] = None
         self._state = _PENDING
         self._result: Optional[Response] = None
         self._exc: Optional[BaseException] = None
@@ -189,7 +215,7 @@ class Future:
 
         self._col.call_later(wait, again)
 
-    def _report(self, x: Any) -> None:
+    def _report(self, x: Exchange) -> None:
         """The engine is done with the current hop (collector thread)."""
         if x.in_flight or self._state != _RUNNING or x is not self._x:
             return
@@ -244,6 +270,13 @@ class Future:
                 self._set(None, e)
                 return
         self._set(resp, None)
+
+    def _outcome(self) -> Union[Response, BaseException]:
+        """What a finished future holds: its response or its exception."""
+        if self._exc is not None:
+            return self._exc
+        assert self._result is not None
+        return self._result
 
     def _set(self, result: Optional[Response], exc: Optional[BaseException]) -> None:
         self._result, self._exc = result, exc
@@ -302,10 +335,10 @@ class Future:
         or raise what the request failed with. ``timeout``: seconds to wait
         (ft.TimeoutError after it; the request goes on)."""
         self._wait(timeout)
-        if self._exc is not None:
-            raise self._exc
-        assert self._result is not None
-        return self._result
+        outcome = self._outcome()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         self._wait(timeout)
@@ -326,7 +359,7 @@ class _Orphan:
     """The owner of a cancelled future's exchange: its reports are dropped."""
 
     @staticmethod
-    def _report(x: Any) -> None:
+    def _report(x: Exchange) -> None:
         if not x.in_flight:
             x.close()
 
@@ -377,8 +410,8 @@ def as_completed(futures: Iterable[Future], timeout: Optional[float] = None) -> 
 RequestLike = Union[Request, str, Tuple[str, str]]
 
 
-def run_map(client: Any, requests: Iterable[RequestLike], concurrency: int,
-            timeout: Optional[float], cancel: Any, stream: bool,
+def run_map(client: Client, requests: Iterable[RequestLike], concurrency: int,
+            timeout: TimeoutTypes, cancel: Optional[CancelToken], stream: bool,
             follow: Optional[bool]) -> Iterator[Tuple[Request, Union[Response, BaseException]]]:
     """Client.map: at most ``concurrency`` in flight, pulled lazily from
     ``requests``; (request, response or exception) in completion order."""
@@ -415,7 +448,7 @@ def run_map(client: Any, requests: Iterable[RequestLike], concurrency: int,
             while ready:
                 fut = ready.popleft()
                 top_up()
-                yield fut.request, (fut._result if fut._exc is None else fut._exc)
+                yield fut.request, fut._outcome()
             if inflight:
                 col.wait(lambda: bool(ready), None)
             top_up()

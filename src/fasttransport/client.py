@@ -10,12 +10,28 @@ import http.cookiejar
 import threading
 import time
 import urllib.request
-from typing import Any, Generator, Iterable, Iterator, Optional, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generator,
+    Iterable,
+    Iterator,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+    Union,
+    cast,
+)
 from urllib.parse import unquote
 
 from . import _core
+from ._core import CancelToken
 from ._urls import _forget_long_url
-from .batch import Future, _cancelled, _Collector, run_map
+from .batch import Future, RequestLike, _cancelled, _Collector, run_map
 from .errors import (
     ConnectError,
     ConnectTimeout,
@@ -23,9 +39,9 @@ from .errors import (
 )
 from .headers import Headers, HeaderTypes, _check_headers
 from .models import _REDIRECTS, Request, Response
-from .options import Limits, Retry, as_retry, split_timeout
+from .options import Limits, Retry, TimeoutTypes, as_retry, split_timeout
 from .redirects import follow
-from .transport import Transport
+from .transport import CertTypes, Transport
 
 __all__ = ["Client", "request", "get", "head", "post", "put", "patch", "delete", "options"]
 
@@ -33,6 +49,25 @@ _UNSET: Any = object()
 #: Stdlib jars whose emptiness is checked before any cookie work.
 _PLAIN_JARS: Tuple[type, ...] = (http.cookiejar.CookieJar, http.cookiejar.FileCookieJar,
                http.cookiejar.MozillaCookieJar, http.cookiejar.LWPCookieJar)
+
+
+class CookieJarLike(Protocol):
+    """What a Client needs of its cookie jar (http.cookiejar.CookieJar's
+    methods)."""
+
+    def add_cookie_header(self, request: urllib.request.Request) -> None: ...
+
+    def extract_cookies(self, response: Any, request: urllib.request.Request) -> None: ...
+
+
+#: A cookie as http.cookiejar keeps it: {domain: {path: {name: Cookie}}}.
+_CookieTree = Dict[str, Dict[str, Dict[str, http.cookiejar.Cookie]]]
+
+
+class _StdlibJar(Protocol):
+    """What a standard library jar keeps (private, not in its type stubs)."""
+
+    _cookies: _CookieTree
 
 
 class _JarResponse:
@@ -67,7 +102,11 @@ class BoundedCookieJar(http.cookiejar.CookieJar):
     COOKIES_PER_DOMAIN, COOKIES_TOTAL): a bigger cookie is ignored, and the
     oldest cookies are evicted past the counts. The default jar of Client."""
 
-    def __init__(self, policy: Any = None) -> None:
+    # CookieJar's own, not in its type stubs: the cookies and their lock
+    _cookies: _CookieTree
+    _cookies_lock: threading.RLock
+
+    def __init__(self, policy: Optional[http.cookiejar.CookiePolicy] = None) -> None:
         super().__init__(policy)
         self._seq = 0
         self._count = 0
@@ -89,7 +128,8 @@ class BoundedCookieJar(http.cookiejar.CookieJar):
             while self._count > COOKIES_TOTAL:
                 self._evict_oldest(None)
 
-    def _evict_oldest(self, domain: Any) -> None:
+    def _evict_oldest(self, domain: Optional[Dict[str, Dict[str, http.cookiejar.Cookie]]],
+                      ) -> None:
         """Under the jar's lock: drop the oldest cookie (of one domain's
         {path: {name: cookie}}, or of the whole jar)."""
         scopes = [domain] if domain is not None else list(self._cookies.values())
@@ -102,7 +142,8 @@ class BoundedCookieJar(http.cookiejar.CookieJar):
         if oldest is not None:
             self.clear(oldest.domain, oldest.path, oldest.name)
 
-    def clear(self, domain: Any = None, path: Any = None, name: Any = None) -> None:
+    def clear(self, domain: Optional[str] = None, path: Optional[str] = None,
+              name: Optional[str] = None) -> None:
         super().clear(domain, path, name)
         self._count = sum(len(names) for paths in self._cookies.values()
                           for names in paths.values())
@@ -168,18 +209,21 @@ class Client:
     """
 
     def __init__(self, *, transport: Optional[Transport] = None,
-                 timeout: Any = None, follow_redirects: bool = True,
-                 max_redirects: int = 10, cookies: Any = None,
+                 timeout: TimeoutTypes = None, follow_redirects: bool = True,
+                 max_redirects: int = 10,
+                 cookies: Union[CookieJarLike, Literal[False], None] = None,
                  headers: HeaderTypes = None, auth: Optional[Tuple[Any, Any]] = None,
                  strict_redirects: bool = False, base_url: Optional[str] = None,
-                 params: Any = None, event_hooks: Optional[dict] = None,
-                 verify: Any = _UNSET, cert: Any = _UNSET, proxy: Any = _UNSET,
-                 trust_env: Any = _UNSET, retries: Any = None,
+                 params: Any = None,
+                 event_hooks: Optional[Mapping[str, Iterable[Callable[[Any], object]]]] = None,
+                 verify: Union[bool, str] = _UNSET, cert: CertTypes = _UNSET,
+                 proxy: Optional[str] = _UNSET, trust_env: bool = _UNSET,
+                 retries: Union[int, Retry, None] = None,
                  limits: Optional[Limits] = None) -> None:
         self.headers = Headers(headers)
         _check_headers(self.headers._list)
-        tkw = {k: v for k, v in (("verify", verify), ("cert", cert), ("proxy", proxy),
-                                 ("trust_env", trust_env)) if v is not _UNSET}
+        given = (("verify", verify), ("cert", cert), ("proxy", proxy), ("trust_env", trust_env))
+        tkw: Dict[str, Any] = {k: v for k, v in given if v is not _UNSET}
         if limits is not None:
             if not isinstance(limits, Limits):
                 raise TypeError(f"limits must be an ft.Limits, not {limits!r}")
@@ -205,7 +249,7 @@ class Client:
         self.max_redirects = max_redirects
         if cookies is None:
             cookies = BoundedCookieJar()
-        self.cookies = cookies if cookies is not False else None
+        self.cookies: Optional[CookieJarLike] = cookies if cookies is not False else None
         self._jar_check_empty = type(self.cookies) in _PLAIN_JARS
         self.auth = auth
         self.strict_redirects = strict_redirects
@@ -215,10 +259,11 @@ class Client:
 
     def request(self, method: str, url: str, *, params: Any = None,
                 headers: HeaderTypes = None, content: Any = None, data: Any = None,
-                files: Any = None, json: Any = None, auth: Any = _UNSET,
-                timeout: Any = _UNSET, follow_redirects: Optional[bool] = None,
-                stream: bool = False, cancel: Optional[_core.CancelToken] = None,
-                max_body_size: Optional[int] = None, cookies: Any = None) -> Response:
+                files: Any = None, json: Any = None, auth: Optional[Tuple[Any, Any]] = _UNSET,
+                timeout: TimeoutTypes = _UNSET, follow_redirects: Optional[bool] = None,
+                stream: bool = False, cancel: Optional[CancelToken] = None,
+                max_body_size: Optional[int] = None,
+                cookies: Optional[Mapping[str, str]] = None) -> Response:
         """Send a request and return its response. With stream=False (the
         default) the body is read before returning and the connection is
         recycled; with stream=True the caller reads and closes it.
@@ -248,9 +293,11 @@ class Client:
         return resp
 
     def _new_request(self, method: str, url: str, params: Any, headers: HeaderTypes,
-                     content: Any, data: Any, files: Any, json: Any, auth: Any,
-                     timeout: Any, max_body_size: Optional[int] = None,
-                     cookies: Any = None) -> Tuple[Request, Optional[int]]:
+                     content: Any, data: Any, files: Any, json: Any,
+                     auth: Optional[Tuple[Any, Any]], timeout: TimeoutTypes,
+                     max_body_size: Optional[int] = None,
+                     cookies: Optional[Mapping[str, str]] = None,
+                     ) -> Tuple[Request, Optional[int]]:
         """The Request of a call and its deadline, the client's defaults
         applied (base_url, params, headers, auth); ``cookies``: a mapping
         sent in this request's Cookie header."""
@@ -291,7 +338,8 @@ class Client:
                 req.extensions["timeout"] = parts
         return req, deadline
 
-    def _send_one(self, req: Request, deadline: Optional[int], cancel: Any) -> Response:
+    def _send_one(self, req: Request, deadline: Optional[int],
+                  cancel: Optional[CancelToken]) -> Response:
         """One hop (Go's Client.send): cookies from the jar for this URL are
         appended to the Cookie header, URL userinfo becomes Authorization
         unless one is set, and a response with Set-Cookie updates the jar.
@@ -348,7 +396,8 @@ class Client:
 
     def _add_cookies_and_userinfo(self, req: Request) -> None:
         jar = self.cookies
-        if jar is not None and (not self._jar_check_empty or jar._cookies):
+        if jar is not None and (not self._jar_check_empty
+                                or cast(_StdlibJar, jar)._cookies):
             ureq = urllib.request.Request(req.url)
             jar.add_cookie_header(ureq)
             cookie = ureq.get_header("Cookie")
@@ -383,7 +432,7 @@ class Client:
         return resp
 
     def _follow(self, orig: Request, orig_headers: Headers, resp: Response,
-                deadline: Optional[int], cancel: Any) -> Response:
+                deadline: Optional[int], cancel: Optional[CancelToken]) -> Response:
         """Follow the redirects from resp, a 3xx, hop by hop (_redirects)."""
         steps = self._redirects(orig, orig_headers, resp)
         try:
@@ -391,7 +440,8 @@ class Client:
             while True:
                 req = steps.send(self._send_one(req, deadline, cancel))
         except StopIteration as done:
-            return done.value
+            final: Response = done.value
+            return final
 
     def _redirects(self, orig: Request, orig_headers: Headers,
                    resp: Response) -> Generator[Request, Response, Response]:
@@ -425,10 +475,11 @@ class Client:
 
     def submit(self, method: str, url: str, *, params: Any = None, headers: HeaderTypes = None,
                content: Any = None, data: Any = None, files: Any = None, json: Any = None,
-               auth: Any = _UNSET, timeout: Any = _UNSET,
+               auth: Optional[Tuple[Any, Any]] = _UNSET, timeout: TimeoutTypes = _UNSET,
                follow_redirects: Optional[bool] = None, stream: bool = False,
-               cancel: Optional[_core.CancelToken] = None,
-               max_body_size: Optional[int] = None, cookies: Any = None) -> "Future":
+               cancel: Optional[CancelToken] = None,
+               max_body_size: Optional[int] = None,
+               cookies: Optional[Mapping[str, str]] = None) -> Future:
         """Start a request and return at once: an ft.Future of its Response.
         The engine runs the exchange (no thread is started); redirects,
         cookies and retries follow the same rules as request(). The body is
@@ -440,15 +491,17 @@ class Client:
                                           json, auth, timeout, max_body_size, cookies)
         return self._start_future(req, deadline, cancel, stream, follow_redirects)
 
-    def _start_future(self, req: Request, deadline: Optional[int], cancel: Any, stream: bool,
-                      follow_redirects: Optional[bool]) -> "Future":
+    def _start_future(self, req: Request, deadline: Optional[int],
+                      cancel: Optional[CancelToken], stream: bool,
+                      follow_redirects: Optional[bool]) -> Future:
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         fut = Future(self, req, deadline, cancel, stream, follow)
         fut._send(req)
         return fut
 
-    def _submit_item(self, item: Any, timeout: Any, cancel: Any, stream: bool,
-                     follow_redirects: Optional[bool]) -> "Future":
+    def _submit_item(self, item: RequestLike, timeout: TimeoutTypes,
+                     cancel: Optional[CancelToken], stream: bool,
+                     follow_redirects: Optional[bool]) -> Future:
         """map()'s item: an ft.Request, a URL (GET) or a (method, url) pair."""
         if isinstance(item, Request):
             req, deadline = self._new_request(item.method, item.url, None, item.headers,
@@ -464,8 +517,8 @@ class Client:
         fut.request = item if isinstance(item, Request) else req
         return fut
 
-    def map(self, requests: Iterable[Any], *, concurrency: int = 64,
-            timeout: Any = _UNSET, cancel: Optional[_core.CancelToken] = None,
+    def map(self, requests: Iterable[RequestLike], *, concurrency: int = 64,
+            timeout: TimeoutTypes = _UNSET, cancel: Optional[CancelToken] = None,
             stream: bool = False, follow_redirects: Optional[bool] = None,
             ) -> Iterator[Tuple[Request, Union[Response, BaseException]]]:
         """Run many requests with at most ``concurrency`` in flight, from this
@@ -521,7 +574,7 @@ class Client:
 _COLLECTOR_LOCK = threading.Lock()
 
 
-def _pause(req: Request, seconds: float, cancel: Any) -> None:
+def _pause(req: Request, seconds: float, cancel: Optional[CancelToken]) -> None:
     """Sleep before a retry; a CancelToken ends the wait with ft.Cancelled."""
     end = time.monotonic() + seconds
     while True:
@@ -533,16 +586,17 @@ def _pause(req: Request, seconds: float, cancel: Any) -> None:
         time.sleep(min(left, 0.05))
 
 
-def _join_params(first: Any, then: Any) -> list:
+def _join_params(first: Any, then: Any) -> List[Any]:
     """The client's params, then a request's (mappings or pairs)."""
-    out: list = []
+    out: List[Any] = []
     for p in (first, then):
         if p:
             out.extend(p.items() if isinstance(p, dict) else p)
     return out
 
 
-def _until_cancelled(items: Iterable[Any], cancel: _core.CancelToken) -> Iterator[Any]:
+def _until_cancelled(items: Iterable[RequestLike],
+                     cancel: CancelToken) -> Iterator[RequestLike]:
     """items, until the token is cancelled (a cancelled map pulls no more)."""
     for item in items:
         if cancel.cancelled:

@@ -7,7 +7,10 @@ credentials); the exception also carries ``method`` and ``url``.
 from __future__ import annotations
 
 import builtins
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
+
+if TYPE_CHECKING:
+    from .models import Response
 
 __all__ = [
     "HTTPError",
@@ -99,6 +102,9 @@ class TooManyRedirects(HTTPError):
     """The redirect limit was reached; ``response`` is the last response and
     ``history`` the chain."""
 
+    response: Response
+    history: List[Response]
+
 
 class UnrewindableBodyError(HTTPError):
     """A 307/308 redirect asks for the request body again, but it came from a
@@ -106,11 +112,14 @@ class UnrewindableBodyError(HTTPError):
     ``response`` is the redirect response (body closed) and ``history`` the
     chain. Send a bytes body (or a seekable file) to have it followed."""
 
+    response: Response
+    history: List[Response]
+
 
 class HTTPStatusError(HTTPError):
     """Raised by Response.raise_for_status() for 4xx and 5xx; has ``response``."""
 
-    def __init__(self, message: str, *, response: Any, **kw: Any) -> None:
+    def __init__(self, message: str, *, response: Response, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.response = response
 

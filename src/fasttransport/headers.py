@@ -3,7 +3,19 @@ and a response's fields, and the checks a field must pass to be sent."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from . import _core
 from .errors import InvalidRequest
@@ -11,6 +23,8 @@ from .errors import InvalidRequest
 __all__ = ["Headers", "HeaderTypes"]
 
 HeaderTypes = Union["Headers", Mapping[str, str], Sequence[Tuple[str, str]], None]
+
+_T = TypeVar("_T")
 
 
 class Headers:
@@ -32,7 +46,7 @@ class Headers:
             self._list = [(str(k), str(v)) for k, v in headers.items()]
         else:
             self._list = [(str(k), str(v)) for k, v in headers]
-        self._index: Optional[dict] = None
+        self._index: Optional[Dict[str, List[int]]] = None
 
     @classmethod
     def _from_pairs(cls, pairs: List[Tuple[str, str]]) -> "Headers":
@@ -41,7 +55,7 @@ class Headers:
         h._index = None
         return h
 
-    def _idx(self) -> dict:
+    def _idx(self) -> Dict[str, List[int]]:
         idx = self._index
         if idx is None:
             idx = {}
@@ -60,7 +74,12 @@ class Headers:
             raise KeyError(name)
         return ", ".join(self._list[i][1] for i in ids)
 
-    def get(self, name: str, default: Any = None) -> Any:
+    @overload
+    def get(self, name: str) -> Optional[str]: ...
+    @overload
+    def get(self, name: str, default: _T) -> Union[str, _T]: ...
+
+    def get(self, name: str, default: object = None) -> object:
         try:
             return self[name]
         except KeyError:
@@ -111,7 +130,12 @@ class Headers:
         self._list = [(k, v) for k, v in self._list if k.lower() != low]
         self._index = None
 
-    def pop(self, name: str, default: Any = None) -> Any:
+    @overload
+    def pop(self, name: str) -> Optional[str]: ...
+    @overload
+    def pop(self, name: str, default: _T) -> Union[str, _T]: ...
+
+    def pop(self, name: str, default: object = None) -> object:
         value = self.get(name, default)
         if name in self:
             del self[name]

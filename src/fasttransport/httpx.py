@@ -98,7 +98,7 @@ Errors (``raise ... from`` the fasttransport error)
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterator, Optional, Tuple
+from typing import Any, AsyncIterator, Iterator, Optional, Tuple, Type, Union
 
 import httpx
 
@@ -127,7 +127,7 @@ READ_SIZE = 65536
 
 
 #: fasttransport's timeouts and the httpx exception each becomes.
-_TIMEOUTS: Tuple[Tuple[type, type], ...] = (
+_TIMEOUTS: Tuple[Tuple[Type[HTTPError], Type[httpx.TimeoutException]], ...] = (
     (ConnectTimeout, httpx.ConnectTimeout),
     (PoolTimeout, httpx.PoolTimeout),
     (WriteTimeout, httpx.WriteTimeout),
@@ -175,10 +175,7 @@ def _ft_request(request: httpx.Request, body: Any, streamed: bool) -> Request:
     except InvalidRequest as exc:
         raise _map_error(exc, request, False) from exc
     if streamed:
-        length = _declared_length(request)
-        if length >= 0:
-            ft_request.body.length = length
-            ft_request.chunked = False
+        ft_request._declare_length(_declared_length(request))
     timeout = request.extensions.get("timeout")
     if timeout:
         ft_request.extensions["timeout"] = timeout
@@ -197,7 +194,8 @@ def _declared_length(request: httpx.Request) -> int:
     return n if n >= 0 else -1
 
 
-def _httpx_response(response: Response, stream: Any) -> httpx.Response:
+def _httpx_response(response: Response,
+                    stream: Union[httpx.SyncByteStream, httpx.AsyncByteStream]) -> httpx.Response:
     return httpx.Response(
         response.status_code,
         headers=[(k.encode("latin-1"), v.encode("latin-1"))

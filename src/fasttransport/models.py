@@ -16,19 +16,25 @@ import json as _json
 import threading
 import warnings
 from typing import (
+    TYPE_CHECKING,
     Any,
     AsyncIterator,
+    Dict,
     Iterator,
     List,
     Optional,
 )
 
 from . import _core
-from ._bodies import _encode_body
+from ._bodies import RequestBody, _BodyStream, _encode_body
 from ._decoding import _Decoder, _pick_decoder
 from ._urls import _merge_params, _parse_url
 from .errors import BodyTooLarge, HTTPStatusError, InvalidRequest
 from .headers import Headers, HeaderTypes, _check_headers
+
+if TYPE_CHECKING:
+    from .aio import AsyncClient
+    from .transport import Transport
 
 __all__ = ["Headers", "Request", "Response", "ResponseBody"]
 
@@ -51,6 +57,13 @@ class Request:
 
     __slots__ = ("_method", "_url", "_headers", "body", "chunked", "_u", "_one_shot",
                  "extensions", "max_body_size")
+
+    #: What is sent: bytes, a stream pulled while it is sent, or None.
+    body: RequestBody
+    #: The body is sent with the chunked coding (its length is unknown).
+    chunked: bool
+    extensions: Dict[str, Any]
+    max_body_size: Optional[int]
 
     def __init__(self, method: str, url: str, *, headers: HeaderTypes = None,
                  content: Any = None, data: Any = None, json: Any = None,
@@ -90,7 +103,7 @@ class Request:
                 e.method, e.url = method, self._u.redacted
                 e.args = (f'{method.capitalize()} "{self._u.redacted}": {e}',)
                 raise
-        self.extensions: dict = {}
+        self.extensions = {}
         #: Most bytes of response body (after decoding) this request accepts;
         #: None: the Transport's max_body_size.
         self.max_body_size = max_body_size
@@ -129,6 +142,14 @@ class Request:
         h = headers if isinstance(headers, Headers) else Headers(headers)
         _check_headers(h._list)
         self._headers = h
+
+    def _declare_length(self, length: int) -> None:
+        """A streamed body's length as the caller declared it (an adapter's
+        Content-Length; -1: none): sent with it rather than chunked."""
+        body = self.body
+        if length >= 0 and isinstance(body, _BodyStream):
+            body.length = length
+            self.chunked = False
 
     def _as_sent(self, head: bytes) -> "Request":
         """A copy whose headers are those of ``head``, the request head as
@@ -211,8 +232,9 @@ class Response:
                  "_decoder", "_elapsed", "_body", "_transport", "_rlock", "_aio",
                  "_encoding", "retries", "__weakref__")
 
-    def __init__(self, x: Any, request: Request, *, gzip: bool, elapsed: float,
-                 stream: bool, transport: Any = None, decode: bool = True) -> None:
+    def __init__(self, x: _core.Exchange, request: Request, *, gzip: bool, elapsed: float,
+                 stream: bool, transport: Optional[Transport] = None,
+                 decode: bool = True) -> None:
         self._x = x
         self.status_code: int = x.status
         self.reason: str = x.reason
@@ -229,14 +251,15 @@ class Response:
         self._elapsed = elapsed
         self._body: Optional[ResponseBody] = None
         self._transport = transport
-        self._aio: Any = None          # the AsyncClient whose engine reads it ahead
+        self._aio: Optional[AsyncClient] = None   # the AsyncClient whose engine reads it ahead
         self._encoding: Optional[str] = None
         #: How many times the client's Retry sent this hop again.
         self.retries = 0
         self._decoder: Optional[_Decoder] = None
         if (decode and x.has_body and x.content_length != 0
                 and x.has_header(b"content-encoding")):
-            dec = _pick_decoder(x, self.headers, request, gzip)
+            headers = self.headers
+            dec = _pick_decoder(x, headers, request, gzip)
             if dec is not None:
                 limit = request.max_body_size
                 if limit is None and transport is not None:
@@ -245,9 +268,9 @@ class Response:
                 self._decoder = dec
                 # decoded bytes are handed out in Python: one reader at a time
                 self._rlock = threading.Lock()
-                del self._headers["Content-Encoding"]
-                if "Content-Length" in self._headers:
-                    del self._headers["Content-Length"]
+                del headers["Content-Encoding"]
+                if "Content-Length" in headers:
+                    del headers["Content-Length"]
 
     # ---- head ---------------------------------------------------------
 

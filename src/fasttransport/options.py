@@ -7,7 +7,12 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Tuple, Union
+
+if TYPE_CHECKING:
+    from builtins import ellipsis  # the type of ``...``
+
+    from .models import Request, Response
 
 __all__ = ["Timeout", "Retry", "Limits"]
 
@@ -125,10 +130,11 @@ class Retry:
 
     def _backoff(self, retry: int) -> float:
         """The wait before retry number ``retry`` (1, 2, ...), jittered."""
-        wait = min(self.max_backoff, self.backoff * (2 ** (retry - 1)))
+        wait = min(self.max_backoff, self.backoff * (2.0 ** (retry - 1)))
         return wait * (1.0 - random.random() / 2)
 
-    def _wait_for(self, req: Any, done: int, resp: Any = None, err: Any = None) -> Optional[float]:
+    def _wait_for(self, req: Request, done: int, resp: Optional[Response] = None,
+                  err: Optional[BaseException] = None) -> Optional[float]:
         """Seconds to wait before sending req again after ``done`` retries,
         given its response or error; None: do not retry."""
         if done >= self.total or not replayable(req):
@@ -146,7 +152,7 @@ class Retry:
         return self._backoff(done + 1)
 
 
-def as_retry(value: Any) -> Optional[Retry]:
+def as_retry(value: Union[int, Retry, None]) -> Optional[Retry]:
     """A Client's ``retries=`` (None, an int, or a Retry) as a Retry."""
     if value is None or isinstance(value, Retry):
         return value
@@ -155,7 +161,7 @@ def as_retry(value: Any) -> Optional[Retry]:
     return Retry(total=value, statuses=())
 
 
-def replayable(req: Any) -> bool:
+def replayable(req: Request) -> bool:
     """Go's Request.isReplayable, and a body that can be sent again."""
     if req._one_shot:
         return False
@@ -182,6 +188,10 @@ def retry_after(value: Optional[str]) -> Optional[float]:
     return max(0.0, when.timestamp() - time.time())
 
 
+#: Limits.idle_conn_timeout left unset (None means "no timeout").
+_UNSET: Any = ...
+
+
 class Limits:
     """The pool's sizes, for ``Client(limits=...)`` (the Transport knobs of
     the same names, Go's): max_conns_per_host (0: no limit),
@@ -194,11 +204,12 @@ class Limits:
     def __init__(self, *, max_conns_per_host: Optional[int] = None,
                  max_idle_conns: Optional[int] = None,
                  max_idle_conns_per_host: Optional[int] = None,
-                 idle_conn_timeout: Any = ...) -> None:
+                 idle_conn_timeout: Optional[float] = _UNSET) -> None:
         self.max_conns_per_host = max_conns_per_host
         self.max_idle_conns = max_idle_conns
         self.max_idle_conns_per_host = max_idle_conns_per_host
-        self.idle_conn_timeout = idle_conn_timeout
+        #: Ellipsis when left to the Transport's default.
+        self.idle_conn_timeout: Union[float, None, ellipsis] = idle_conn_timeout
 
     def _kwargs(self) -> Dict[str, Any]:
         """The Transport keyword arguments these limits set."""
@@ -211,7 +222,12 @@ class Limits:
         return "Limits(" + ", ".join(f"{k}={v!r}" for k, v in self._kwargs().items()) + ")"
 
 
-def split_timeout(value: Any) -> Tuple[Optional[float], Optional[Dict[str, Optional[float]]]]:
+#: What a call's ``timeout=`` takes: seconds, an ft.Timeout, or None.
+TimeoutTypes = Union[float, Timeout, None]
+
+
+def split_timeout(value: TimeoutTypes) -> Tuple[Optional[float],
+                                                Optional[Dict[str, Optional[float]]]]:
     """A call's ``timeout=``: (total seconds or None, the phase parts or None)."""
     if value is None:
         return None, None

@@ -10,10 +10,10 @@ methods is one rule: where to (``target``), with which method
 from __future__ import annotations
 
 import re
-from typing import Any, Generator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Generator, List, Optional, Tuple
 from urllib.parse import quote, urljoin
 
-from ._urls import _forget_long_url, _parse_url, _url_error, _urlsplit_uncached
+from ._urls import _URL, _forget_long_url, _parse_url, _url_error, _urlsplit_uncached
 from .errors import (
     HTTPError,
     InvalidRequest,
@@ -23,6 +23,9 @@ from .errors import (
 )
 from .headers import Headers
 from .models import _REDIRECTS, Request, Response
+
+if TYPE_CHECKING:
+    from .client import Client
 
 #: Go's sensitive headers: dropped on a redirect to another host.
 _SENSITIVE = ("authorization", "www-authenticate", "cookie", "cookie2",
@@ -41,7 +44,7 @@ def _redact(url: str) -> str:
     return _USERINFO_PW.sub(r"\1***@", url)
 
 
-def _host_of(u: Any) -> str:
+def _host_of(u: _URL) -> str:
     """The host part of a parsed URL for the sensitive-header rule: IDNA
     ASCII, lower case, no port, no brackets."""
     return u.host.lower()
@@ -58,16 +61,16 @@ def _keeps_sensitive(orig_host: str, new_host: str) -> bool:
     return new_host.endswith("." + orig_host)
 
 
-def _origin(u: Any) -> str:
+def _origin(u: _URL) -> str:
     """scheme://host[:port] (the port only when it is not the scheme's)."""
     return f"{u.scheme}://{u.host_header}"
 
 
-def _same_origin(a: Any, b: Any) -> bool:
+def _same_origin(a: _URL, b: _URL) -> bool:
     return (a.scheme, a.host.lower(), a.port) == (b.scheme, b.host.lower(), b.port)
 
 
-def _referer_of(u: Any) -> str:
+def _referer_of(u: _URL) -> str:
     """Go's refererForURL body: the URL without its userinfo (nor fragment)."""
     return f"{u.scheme}://{u.host_header}{u.target}"
 
@@ -117,7 +120,7 @@ def _slurp_and_close(resp: Response) -> None:
     redirect body leaves its connection reusable. Errors are ignored (the
     connection is then not reused). A body read whole stays readable as
     ``content``."""
-    data = []
+    data: List[bytes] = []
     try:
         if resp._x.in_flight:
             pass            # read ahead by an engine: close() drains it there
@@ -135,7 +138,7 @@ def _slurp_and_close(resp: Response) -> None:
     resp.close()
 
 
-def _parse_url_or_none(url: str) -> Any:
+def _parse_url_or_none(url: str) -> Optional[_URL]:
     """The parsed URL, or None when it is not one this client can request
     (the next Request then raises InvalidRequest with the reason)."""
     try:
@@ -151,7 +154,7 @@ class _Chain:
     __slots__ = ("client", "orig", "orig_headers", "op", "orig_host", "explicit_ref", "strip",
                  "include_body", "icookies", "history")
 
-    def __init__(self, client: Any, orig: Request, orig_headers: Headers) -> None:
+    def __init__(self, client: Client, orig: Request, orig_headers: Headers) -> None:
         self.client = client
         self.orig = orig
         self.orig_headers = orig_headers
@@ -165,7 +168,8 @@ class _Chain:
             self.icookies = _cookie_pairs(orig_headers.get_list("Cookie"))
         self.history: List[Response] = []
 
-    def target(self, req: Request, resp: Response) -> Optional[Tuple[str, str, Any]]:
+    def target(self, req: Request,
+               resp: Response) -> Optional[Tuple[str, str, Optional[_URL]]]:
         """(Location, the URL it resolves to, that URL parsed or None), or
         None for a 3xx without a Location (a final response). Raises
         RemoteProtocolError for a Location that is not a URL."""
@@ -191,7 +195,8 @@ class _Chain:
             return "GET" if req.method not in ("GET", "HEAD") else req.method
         return req.method
 
-    def headers(self, req: Request, resp: Response, next_u: Any, loc: str) -> Headers:
+    def headers(self, req: Request, resp: Response, next_u: Optional[_URL],
+                loc: str) -> Headers:
         """The next hop's headers, from the original request's: a caller's
         cookie that the redirect response sets again is left out, sensitive
         headers are dropped once the host changes (see Client), a Host
@@ -253,7 +258,7 @@ class _Chain:
                 history=history + [resp])
 
 
-def follow(client: Any, orig: Request, orig_headers: Headers,
+def follow(client: Client, orig: Request, orig_headers: Headers,
            resp: Response) -> Generator[Request, Response, Response]:
     """Go's Client.do redirect loop, from the first response, a 3xx, as a
     generator: it yields the next hop's request, is sent that hop's

@@ -109,7 +109,7 @@ import http.client
 import io
 import os
 import threading
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type, Union
 
 import requests
 import urllib3.exceptions
@@ -143,7 +143,7 @@ __all__ = ["HTTPAdapter"]
 READ_SIZE = 65536
 
 #: Content codings ``raw.stream(decode_content=True)`` decodes.
-_DECODERS: Dict[str, Any] = {"gzip": _GzipDecoder, "x-gzip": _GzipDecoder, **_ON_REQUEST}
+_DECODERS: Dict[str, Type[_Decoder]] = {"gzip": _GzipDecoder, "x-gzip": _GzipDecoder, **_ON_REQUEST}
 
 
 def _seconds(value: Any) -> Optional[float]:
@@ -264,8 +264,9 @@ class _RawResponse(io.IOBase):
     def _body_error(self, exc: ft_errors.HTTPError) -> Exception:
         msg = str(exc)
         if isinstance(exc, (ft_errors.ReadTimeout, ft_errors.ResponseHeaderTimeout)):
-            return urllib3.exceptions.ReadTimeoutError(None, self.url,
-                                                       f"Read timed out. ({msg})")
+            # no connection pool here (urllib3's own HTTPResponse may pass None too)
+            return urllib3.exceptions.ReadTimeoutError(
+                None, self.url, f"Read timed out. ({msg})")  # type: ignore[arg-type]
         if isinstance(exc, ft_errors.TLSError):
             return urllib3.exceptions.SSLError(msg)
         return urllib3.exceptions.ProtocolError(f"Connection broken: {msg}", exc)
@@ -485,10 +486,7 @@ class HTTPAdapter(BaseAdapter):
             raise _send_error(exc, request, proxy is not None) from exc
         if ft_request.chunked and not hasattr(body, "read"):
             # an iterable: requests' Content-Length when it declared one
-            length = _declared_length(request.headers)
-            if length >= 0:
-                ft_request.body.length = length
-                ft_request.chunked = False
+            ft_request._declare_length(_declared_length(request.headers))
         parts = _timeout_parts(timeout)
         if parts is not None:
             ft_request.extensions["timeout"] = parts
@@ -515,7 +513,9 @@ class HTTPAdapter(BaseAdapter):
         resp.url = url
         extract_cookies_to_jar(resp.cookies, request, raw)
         resp.request = request
-        resp.connection = self
+        # requests types it as its own HTTPAdapter; what it calls on it
+        # (send(), to resend after digest auth) is BaseAdapter's
+        resp.connection = self  # type: ignore[assignment]
         return resp
 
     def close(self) -> None:

@@ -10,10 +10,12 @@ import ssl
 import time
 import weakref
 from dataclasses import dataclass, fields
-from typing import Any, Optional, Union
+from typing import Any, Dict, Literal, Mapping, Optional, Tuple, Union
 
 from . import _core
 from . import proxy as _proxy
+from ._core import CancelToken, CompletionQueue, CoreTransport, Exchange, Plan
+from ._urls import _URL
 from .errors import (
     Cancelled,
     ConnectError,
@@ -75,7 +77,7 @@ class TransportStats:
     tls_handshakes: int
     tls_resumed: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> Dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -119,7 +121,7 @@ def _is_replayable(req: Request) -> bool:
                                   or "x-idempotency-key" in req.headers))
 
 
-def _should_retry(x: Any, req: Request, err: HTTPError) -> bool:
+def _should_retry(x: Exchange, req: Request, err: HTTPError) -> bool:
     """May a failed attempt be sent again on another connection?
 
     Mirrors Go's Transport.roundTrip + persistConn.shouldRetryRequest:
@@ -142,7 +144,13 @@ def _should_retry(x: Any, req: Request, err: HTTPError) -> bool:
     return _is_replayable(req)
 
 
-def _tls_files(verify: Union[bool, str], cert: Any, trust_env: bool = True) -> dict:
+#: A client certificate: a PEM file with the certificate (and its key), or
+#: a (certificate, key) pair of files.
+CertTypes = Union[str, Tuple[str, str], None]
+
+
+def _tls_files(verify: Union[bool, str], cert: CertTypes,
+               trust_env: bool = True) -> Dict[str, Union[bool, bytes]]:
     """The native TLS settings for verify= and cert=.
 
     verify=True uses, in order: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` from the
@@ -157,7 +165,7 @@ def _tls_files(verify: Union[bool, str], cert: Any, trust_env: bool = True) -> d
         raise TypeError("verify= takes True, False or a CA bundle path, not an ssl.SSLContext: "
                         "the TLS runs in native code with its own OpenSSL context (pass the "
                         "context's CA file or directory as a path)")
-    out: dict = {"verify": bool(verify)}
+    out: Dict[str, Union[bool, bytes]] = {"verify": bool(verify)}
     if verify is True and trust_env:
         env = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")
         if env and os.path.exists(env):
@@ -186,7 +194,7 @@ def _tls_files(verify: Union[bool, str], cert: Any, trust_env: bool = True) -> d
     return out
 
 
-def _set_timeout_parts(p: Any, parts: Any) -> None:
+def _set_timeout_parts(p: Plan, parts: Mapping[str, Any]) -> None:
     """A request's ``extensions["timeout"]`` (seconds by phase, as httpx
     puts them: connect, read, write, pool) onto its plan."""
     for name in ("connect", "read", "write", "pool"):
@@ -215,9 +223,10 @@ class _ProxyRoute:
                  "proxy_key", "socks", "socks_host", "socks_port", "socks_user", "socks_pass",
                  "proxy", "path")
 
-    def __init__(self, p: Optional[_proxy.ProxyURL], *, target: Any = None,
+    def __init__(self, p: Optional[_proxy.ProxyURL], *, target: Optional[_URL] = None,
                  error: Optional[str] = None) -> None:
-        self.key, self.host, self.port, self.auth = b"", b"", 0, None
+        self.key, self.host, self.port = b"", b"", 0
+        self.auth: Optional[str] = None
         self.error = error
         self.tunnel: Optional[bytes] = None
         self.proxy_tls = False
@@ -246,7 +255,7 @@ class _ProxyRoute:
             self.tunnel = f"{hostport}:{target.port}".encode("ascii")
             self.key += b"|" + target.key
 
-    def _socks(self, p: _proxy.ProxyURL, target: Any) -> None:
+    def _socks(self, p: _proxy.ProxyURL, target: Optional[_URL]) -> None:
         self.socks = _core.SOCKS[p.scheme]
         user = (p.username or "").encode("utf-8") if p.username is not None else None
         password = (p.password or "").encode("utf-8") if user is not None else None
@@ -272,6 +281,10 @@ class _ProxyRoute:
         return True
 
 
+#: How requests to a (scheme, host, port) go: through a proxy, or False: direct.
+_Route = Union[_ProxyRoute, Literal[False]]
+
+
 def _proxyconnect(err: HTTPError, op: str, url: str, via: str = "") -> HTTPError:
     """A failure to dial the proxy, as Go words it: ``proxyconnect tcp: …``
     (``via``: what comes between, e.g. Go's "socks connect tcp P->T: ")."""
@@ -279,6 +292,14 @@ def _proxyconnect(err: HTTPError, op: str, url: str, via: str = "") -> HTTPError
     msg = str(err)
     cause = msg[len(prefix):] if msg.startswith(prefix) else msg
     return type(err)(f"{prefix}proxyconnect tcp: {via}{cause}", method=err.method, url=err.url)
+
+
+def _check_cancel(cancel: object, plan: Plan) -> None:
+    """The native exchange takes a CancelToken as it is, unchecked: anything
+    else is refused here, before anything is sent."""
+    if not isinstance(cancel, CancelToken):
+        raise TypeError(f'{plan.op} "{plan.url}": cancel must be an ft.CancelToken or None, '
+                        f"not {type(cancel).__name__}")
 
 
 def _seconds(value: Optional[float], name: str) -> Optional[float]:
@@ -388,8 +409,8 @@ class Transport:
                  drain_limit: int = 262144,
                  io_threads: int = 1,
                  verify: Union[bool, str] = True,
-                 cert: Any = None,
-                 proxy: Any = _UNSET,
+                 cert: CertTypes = None,
+                 proxy: Optional[str] = _UNSET,
                  max_body_size: Optional[int] = None,
                  trust_env: bool = True) -> None:
         if max_idle_conns_per_host is None:
@@ -421,7 +442,8 @@ class Transport:
         self.verify = verify
         self.cert = cert
         self.proxy = None if proxy is _UNSET else proxy
-        self._proxy: Any = None          # ProxyConfig / FixedProxy, None: never a proxy
+        # None: never a proxy
+        self._proxy: Union[_proxy.ProxyConfig, _proxy.FixedProxy, None] = None
         if proxy is _UNSET and not trust_env:
             proxy = None
         if proxy is _UNSET:
@@ -429,9 +451,9 @@ class Transport:
             self._proxy = cfg if cfg.enabled else None
         elif proxy is not None:
             self._proxy = _proxy.FixedProxy(_proxy.parse_proxy_url(str(proxy)))
-        self._routes: dict = {}          # URL key -> _ProxyRoute, or False for direct
+        self._routes: Dict[bytes, _Route] = {}     # URL key -> its route
         tls = _tls_files(verify, cert, trust_env)
-        self._core_kwargs = dict(
+        self._core_kwargs: Dict[str, Any] = dict(
             max_idle_conns=max_idle_conns,
             max_idle_conns_per_host=max_idle_conns_per_host,
             max_conns_per_host=max_conns_per_host,
@@ -446,17 +468,17 @@ class Transport:
             expect_continue_timeout=self.expect_continue_timeout,
             **tls,
         )
-        self._core_obj: Any = _core.CoreTransport(**self._core_kwargs)
+        self._core_obj: Optional[CoreTransport] = CoreTransport(**self._core_kwargs)
         self._closed = False
         _TRANSPORTS.add(self)
 
     @property
-    def _core(self) -> Any:
+    def _core(self) -> CoreTransport:
         """The native transport; in a process forked since it was made, a
         fresh one (empty pool, its own engine), made on first use."""
         core = self._core_obj
         if core is None:
-            core = self._core_obj = _core.CoreTransport(**self._core_kwargs)
+            core = self._core_obj = CoreTransport(**self._core_kwargs)
             if self._closed:
                 core.close()
         return core
@@ -468,11 +490,13 @@ class Transport:
         body to EOF or close it). Raises TransportError subclasses."""
         return self._send(request, None, None, True)
 
-    def _send(self, request: Request, deadline_ns: Optional[int], cancel: Any,
+    def _send(self, request: Request, deadline_ns: Optional[int], cancel: Optional[CancelToken],
               stream: bool, decode: bool = True) -> Response:
         plan = self._plan(request)
+        if cancel is not None:
+            _check_cancel(cancel, plan)
         while True:
-            x = _core.Exchange()
+            x = Exchange()
             t0 = time.perf_counter()
             try:
                 x.start(self._core, plan, deadline_ns, cancel)
@@ -483,15 +507,18 @@ class Transport:
             return Response(x, request, gzip=plan.gzip, elapsed=time.perf_counter() - t0,
                             stream=stream, transport=self, decode=decode)
 
-    def _submit(self, request: Request, plan: Any, deadline_ns: Optional[int], cancel: Any,
-                cq: Any, mode: int, limit: int) -> Any:
+    def _submit(self, request: Request, plan: Plan, deadline_ns: Optional[int],
+                cancel: Optional[CancelToken], cq: CompletionQueue, mode: int,
+                limit: int) -> Exchange:
         """Hand one exchange to an engine (Exchange.submit); its reports go
         to cq. Returns the exchange."""
         if plan.chunked:
             raise InvalidRequest(f'{plan.op} "{plan.url}": a streamed request body needs a '
                                  "blocking call (submit, map and AsyncClient send bytes or a "
                                  "file)", method=plan.op.upper(), url=plan.url)
-        x = _core.Exchange()
+        if cancel is not None:
+            _check_cancel(cancel, plan)
+        x = Exchange()
         x.submit(self._core, cq, mode, limit, plan, deadline_ns, cancel)
         return x
 
@@ -503,14 +530,15 @@ class Transport:
         return limit or 0
 
     @staticmethod
-    def _hop_error(err: HTTPError, plan: Any) -> HTTPError:
+    def _hop_error(err: Exception, plan: Plan) -> Exception:
         """The error an exchange of plan failed with, as the caller sees it:
         a proxy that could not be dialled, or a SOCKS handshake that failed,
         says so (``proxyconnect tcp: …``; a CONNECT refusal keeps the proxy's
         own words, as in Go); the request's deadline passing while the
         connection through the proxy was being made names the proxy."""
         route = plan.route
-        if not route or not isinstance(err, (ConnectError, ConnectTimeout)):
+        if not isinstance(route, _ProxyRoute) or not isinstance(err, (ConnectError,
+                                                                      ConnectTimeout)):
             return err
         prefix = f'{plan.op} "{plan.url}": '
         msg = str(err)
@@ -525,7 +553,7 @@ class Transport:
                              method=err.method, url=err.url)
         return err
 
-    def _plan(self, request: Request) -> Any:
+    def _plan(self, request: Request) -> Plan:
         """What an exchange for request needs (a _core.Plan, not changed once
         an exchange has it)."""
         u = request._u
@@ -552,12 +580,11 @@ class Transport:
         op = method.capitalize()
         key, host, port, tls = u.key, u.host_bytes, u.port, u.scheme == "https"
         target, hlist = u.target, headers._list
-        route: Any = False
-        tunnel: Any = None
+        route: _Route = False
+        tunnel: Optional[_ProxyRoute] = None
         if self._proxy is not None:
-            route = self._routes.get(u.key)
-            if route is None:
-                route = self._route(u)
+            cached = self._routes.get(u.key)
+            route = cached if cached is not None else self._route(self._proxy, u)
             if route:
                 if route.error:
                     raise TransportError(f'{op} "{u.redacted}": {route.error}',
@@ -579,9 +606,9 @@ class Transport:
         head = _core.build_head(method, target, u.host_header, hlist, length,
                                 chunked, gzip, self.disable_keep_alives,
                                 DEFAULT_USER_AGENT)
-        p = _core.Plan(op, u.redacted, key, host, port, head, body, length,
-                       chunked and not isinstance(body, bytes), method == "HEAD", req_close,
-                       tls, expect, gzip, request._one_shot, self._max_body(request), route)
+        p = Plan(op, u.redacted, key, host, port, head, body, length,
+                 chunked and not isinstance(body, bytes), method == "HEAD", req_close,
+                 tls, expect, gzip, request._one_shot, self._max_body(request), route)
         parts = request.extensions.get("timeout") if request.extensions else None
         if parts:
             _set_timeout_parts(p, parts)
@@ -607,13 +634,15 @@ class Transport:
                     p.tunnel_auth = tunnel.auth.encode("latin-1")
         return p
 
-    def _route(self, u: Any) -> Any:
-        """How requests to u's (scheme, host, port) go: False (direct) or a
-        _ProxyRoute; decided once per key and cached (a bounded cache)."""
+    def _route(self, proxy: Union[_proxy.ProxyConfig, _proxy.FixedProxy], u: _URL) -> _Route:
+        """How requests to u's (scheme, host, port) go through proxy: False
+        (direct) or a _ProxyRoute; decided once per key and cached (a
+        bounded cache)."""
+        route: _Route
         try:
-            p = self._proxy.proxy_for(u.scheme, u.host, u.port)
+            p = proxy.proxy_for(u.scheme, u.host, u.port)
         except ValueError as e:          # the CGI refusal
-            route: Any = _ProxyRoute(None, error=str(e))
+            route = _ProxyRoute(None, error=str(e))
         else:
             route = False if p is None else _ProxyRoute(p, target=u)
         routes = self._routes
@@ -638,7 +667,7 @@ class Transport:
         """A snapshot of the live counts and counters (TransportStats)."""
         return TransportStats(**self._core.stats())
 
-    def host_stats(self) -> dict:
+    def host_stats(self) -> Dict[str, Dict[str, int]]:
         """Per connection key ("scheme://host:port"): a dict with ``conns``
         (dialing + in use + idle + draining, what max_conns_per_host limits),
         ``idle`` and ``waiting`` (requests waiting for a connection)."""

@@ -48,8 +48,20 @@ import platform
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional, Protocol
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Optional,
+    Protocol,
+)
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import fasttransport as ft
 
 Fetch = Callable[[], bytes]
 AsyncFetch = Callable[[], Awaitable[bytes]]
@@ -168,7 +180,7 @@ class FastTransport(Adapter):
         return ft.__version__
 
     @staticmethod
-    def _transport(target: Target, **kw: Any) -> Any:
+    def _transport(target: Target, **kw: Any) -> ft.Transport:
         import fasttransport as ft
 
         if target.cafile:
@@ -182,7 +194,8 @@ class FastTransport(Adapter):
         get, url = client.get, target.url
 
         def fetch() -> bytes:
-            return get(url).content
+            body: bytes = get(url).content
+            return body
 
         def close() -> None:
             client.close()
@@ -262,7 +275,8 @@ class FastTransportThreads(FastTransport):
         get, url = client.get, target.url
 
         def fetch() -> bytes:
-            return get(url).content
+            body: bytes = get(url).content
+            return body
 
         def close() -> None:
             client.close()
@@ -288,7 +302,7 @@ class MapRunner:
     generator that stops after ``n`` or at the deadline (``map`` pulls it
     lazily, never more than ``concurrency`` ahead)."""
 
-    def __init__(self, transport: Any, target: Target, concurrency: int) -> None:
+    def __init__(self, transport: ft.Transport, target: Target, concurrency: int) -> None:
         import fasttransport as ft
 
         self.client = ft.Client(transport=transport)
@@ -362,8 +376,11 @@ class HttpClient(Adapter):
         import http.client
 
         parts = urlsplit(target.url)
+        if parts.hostname is None:
+            raise ValueError(f"no host in {target.url!r}")
+        conn: http.client.HTTPConnection
         if parts.scheme == "https":
-            conn: Any = http.client.HTTPSConnection(
+            conn = http.client.HTTPSConnection(
                 parts.hostname, parts.port, context=target.ssl_context()
             )
         else:
@@ -392,9 +409,9 @@ class Urllib3(Adapter):
     sharing = "one PoolManager(maxsize=32) shared by all threads"
 
     def version(self) -> str:
-        import urllib3
+        from urllib3._version import __version__  # (not re-exported by urllib3's types)
 
-        return urllib3.__version__
+        return __version__
 
     @staticmethod
     def _pool(target: Target, **kw: Any) -> Any:
@@ -409,7 +426,8 @@ class Urllib3(Adapter):
         request, url = pool.request, target.url
 
         def fetch() -> bytes:
-            return request("GET", url).data
+            body: bytes = request("GET", url).data
+            return body
 
         return fetch, pool.clear
 
@@ -418,7 +436,8 @@ class Urllib3(Adapter):
         request, url = pool.request, target.url
 
         def fetch() -> bytes:
-            return request("GET", url).data
+            body: bytes = request("GET", url).data
+            return body
 
         return (lambda: fetch), pool.clear
 
@@ -453,9 +472,9 @@ class Requests(Adapter):
     sharing = "one Session per thread"
 
     def version(self) -> str:
-        import requests
+        from requests.__version__ import __version__  # (not re-exported by requests's types)
 
-        return requests.__version__
+        return __version__
 
     def sync(self, target: Target) -> tuple[Fetch, Close]:
         import requests
@@ -472,12 +491,14 @@ class Requests(Adapter):
             cafile = target.cafile
 
             def fetch_verified() -> bytes:
-                return get(url, verify=cafile).content
+                body: bytes = get(url, verify=cafile).content
+                return body
 
             return fetch_verified
 
         def fetch() -> bytes:
-            return get(url).content
+            body: bytes = get(url).content
+            return body
 
         return fetch
 
@@ -509,7 +530,8 @@ class Httpx(Adapter):
         get, url = client.get, target.url
 
         def fetch() -> bytes:
-            return get(url).content
+            body: bytes = get(url).content
+            return body
 
         return fetch, client.close
 
@@ -521,7 +543,8 @@ class Httpx(Adapter):
         get, url = client.get, target.url
 
         def fetch() -> bytes:
-            return get(url).content
+            body: bytes = get(url).content
+            return body
 
         return (lambda: fetch), client.close
 
@@ -585,7 +608,8 @@ class HttpxAsync(Httpx):
             get, url = client.get, target.url
 
             async def fetch() -> bytes:
-                return (await get(url)).content
+                body: bytes = (await get(url)).content
+                return body
 
             yield fetch
 
@@ -726,7 +750,8 @@ class Aiohttp(Adapter):
     def version(self) -> str:
         import aiohttp
 
-        return aiohttp.__version__
+        version: str = aiohttp.__version__
+        return version
 
     @staticmethod
     def _session(target: Target, limit: int, **kw: Any) -> Any:
@@ -744,7 +769,8 @@ class Aiohttp(Adapter):
 
         async def fetch() -> bytes:
             async with get(url) as response:
-                return await response.read()
+                body: bytes = await response.read()
+                return body
 
         try:
             yield fetch
@@ -778,7 +804,8 @@ class Aiohttp(Adapter):
     @staticmethod
     async def _get(session: Any, url: str) -> bytes:
         async with session.get(url) as response:
-            return await response.read()
+            body: bytes = await response.read()
+            return body
 
 
 # ---------------------------------------------------------------------------
@@ -795,7 +822,8 @@ class Pycurl(Adapter):
     def version(self) -> str:
         import pycurl
 
-        return pycurl.version.split()[0]
+        version: str = pycurl.version.split()[0]
+        return version
 
     @staticmethod
     def _handle(target: Target) -> Any:

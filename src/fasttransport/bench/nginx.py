@@ -124,7 +124,8 @@ def free_port() -> int:
     """A port that was free on 127.0.0.1 a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def can_pin() -> bool:
@@ -185,7 +186,7 @@ class Nginx:
         self.tls = tls
         self.start_timeout = start_timeout
         self.root: Optional[str] = None
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Optional[subprocess.Popen[bytes]] = None
         self.ports: dict[str, int] = {}
         self.worker_pid: Optional[int] = None
         self.version = ""

@@ -140,7 +140,7 @@ def h11_parser() -> Measure:
     request = h11.Request(method="GET", target="/", headers=[("Host", "example")])
     end = h11.EndOfMessage()
 
-    def create() -> object:
+    def create() -> h11.Connection:
         conn = h11.Connection(h11.CLIENT)
         conn.send(request)
         conn.send(end)

@@ -60,7 +60,7 @@ def summarise(client: str, runs: list[dict[str, Any]]) -> Summary:
 
 
 def _label(s: Summary) -> str:
-    text = s["client"]
+    text: str = s["client"]
     if s.get("version") and s["version"] not in text:
         text += f" {s['version']}"
     if s["client"] in ROW_KINDS:
@@ -171,17 +171,22 @@ def chart(scenario: Scenario, summaries: list[Summary], path: str) -> Optional[s
     height = 1.2 + 0.42 * len(rows)
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), height), squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        names, values, lows, highs, colors, notes = [], [], [], [], [], []
+        names: list[str] = []
+        values: list[float] = []
+        lows: list[float] = []
+        highs: list[float] = []
+        colors: list[str] = []
+        notes: list[Optional[str]] = []
         for s in rows:
             names.append(f"{s['client']} (C load generator)" if s["client"] in ROW_KINDS
                          else s["client"])
-            v = s.get(panel.key) if "status" not in s else None
-            values.append(v if v is not None else 0.0)
-            lows.append(s.get(f"{panel.key}_min", v) if v is not None else 0.0)
-            highs.append(s.get(f"{panel.key}_max", v) if v is not None else 0.0)
+            value: Optional[float] = s.get(panel.key) if "status" not in s else None
+            values.append(value if value is not None else 0.0)
+            lows.append(s.get(f"{panel.key}_min", value) if value is not None else 0.0)
+            highs.append(s.get(f"{panel.key}_max", value) if value is not None else 0.0)
             colors.append(FT_COLOR if _uses_fasttransport(s["client"]) else
                           REFERENCE_COLOR if s["client"] in ROW_KINDS else PEER_COLOR)
-            notes.append(None if v is not None else _status(s) if "status" in s else "—")
+            notes.append(None if value is not None else _status(s) if "status" in s else "—")
         y = list(range(len(rows)))
         xerr = [
             [max(0.0, v - lo) for v, lo in zip(values, lows)],
@@ -238,7 +243,11 @@ def update_readme(path: str, sections: dict[str, str]) -> None:
         block = f"{start}\n{body.rstrip()}\n{end}"
         pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
         if pattern.search(text):
-            text = pattern.sub(lambda _m, b=block: b, text)
+
+            def replacement(_m: re.Match[str], block: str = block) -> str:
+                return block
+
+            text = pattern.sub(replacement, text)
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"
     tmp = path + ".tmp"

@@ -173,7 +173,8 @@ class Suite:
 
     def limit(self, s: Scenario) -> float:
         if self.args.time_limit:
-            return self.args.time_limit
+            given: float = self.args.time_limit
+            return given
         own = s.quick_time_limit if self.quick else s.time_limit
         return own or self.time_limit
 
@@ -219,7 +220,8 @@ class Suite:
             return {"client": spec["client"], "status": "failed",
                     "error": f"timed out after {timeout:.0f} s"}
         try:
-            return json.loads(proc.stdout.strip().splitlines()[-1])
+            result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+            return result
         except (IndexError, ValueError):
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             return {"client": spec["client"], "status": "failed",
