@@ -570,7 +570,7 @@ cdef class Exchange:
         cls = _EXC.get(code, _errors.TransportError)
         raise cls(f'{self.op} "{self.url}": {cause}', method=self.op.upper(), url=self.url)
 
-    def start(self, CoreTransport tr, Plan p, deadline_ns, cancel=None):
+    def start(self, CoreTransport tr, Plan p, deadline_ns, CancelToken cancel=None):
         """Send the request and read the response head (blocking, GIL
         released). Raises the documented exception on failure.
 
@@ -602,7 +602,7 @@ cdef class Exchange:
         finally:
             self._leave()
 
-    cdef int _setup(self, CoreTransport tr, Plan p, deadline_ns, cancel) except -1:
+    cdef int _setup(self, CoreTransport tr, Plan p, deadline_ns, CancelToken cancel) except -1:
         cdef str op = p.op, url = p.url
         body = p.body
         if tr.t == NULL:
@@ -676,7 +676,7 @@ cdef class Exchange:
         return 0
 
     def submit(self, CoreTransport tr, CompletionQueue cq, int mode, Py_ssize_t limit, Plan p,
-               deadline_ns, cancel=None):
+               deadline_ns, CancelToken cancel=None):
         """Hand the exchange to an engine and return at once (core.h, engine-
         run exchanges). ``mode``: FT_JOB_FULL (the body is read into memory),
         FT_JOB_HEAD (the caller reads the body, as after start()) or

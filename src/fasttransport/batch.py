@@ -187,14 +187,18 @@ class Future:
             self._plan = tr._plan(req)
             mode = _core.JOB_HEAD if self._stream else _core.JOB_FULL
             self._t0 = time.perf_counter()
-            x = tr._submit(req, self._plan, self._deadline, self._cancel, self._col.cq, mode,
-                           _PREALLOC)
+            # owned and running before the engine has it: another thread
+            # collecting may take its report before submit returns
+            x = _core.Exchange()
+            x.owner = self
+            self._x = x
+            self._state = _RUNNING
+            tr._submit(req, self._plan, self._deadline, self._cancel, self._col.cq, mode,
+                       _PREALLOC, x)
         except BaseException as e:   # noqa: BLE001 - the item's value
+            self._x = None
             self._set(None, e)
             return
-        x.owner = self
-        self._x = x
-        self._state = _RUNNING
 
     def _resend(self, tries: int) -> None:
         """The current hop once more, as it was before the client added to it."""

@@ -509,16 +509,18 @@ class Transport:
 
     def _submit(self, request: Request, plan: Plan, deadline_ns: Optional[int],
                 cancel: Optional[CancelToken], cq: CompletionQueue, mode: int,
-                limit: int) -> Exchange:
+                limit: int, x: Optional[Exchange] = None) -> Exchange:
         """Hand one exchange to an engine (Exchange.submit); its reports go
-        to cq. Returns the exchange."""
+        to cq. Returns the exchange: ``x`` when given (its owner set first,
+        since another thread may take its first report before this returns)."""
         if plan.chunked:
             raise InvalidRequest(f'{plan.op} "{plan.url}": a streamed request body needs a '
                                  "blocking call (submit, map and AsyncClient send bytes or a "
                                  "file)", method=plan.op.upper(), url=plan.url)
         if cancel is not None:
             _check_cancel(cancel, plan)
-        x = Exchange()
+        if x is None:
+            x = Exchange()
         x.submit(self._core, cq, mode, limit, plan, deadline_ns, cancel)
         return x
 
