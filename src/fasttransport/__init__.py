@@ -9,6 +9,7 @@ README.md describes the public API and the design.
 """
 
 from ._core import CancelToken
+from ._fetchresult import FetchResult  # the record of fasttransport.dask; no Dask import
 from .aio import AsyncClient
 from .batch import Future, as_completed
 from .client import Client, delete, get, head, options, patch, post, put, request
@@ -34,8 +35,8 @@ from .models import Headers, Request, Response, ResponseBody
 from .transport import Transport, TransportStats, __version__
 
 __all__ = [
-    "AsyncClient", "CancelToken", "Client", "Future", "as_completed", "Headers", "Request",
-    "Response", "ResponseBody", "Transport",
+    "AsyncClient", "CancelToken", "Client", "FetchResult", "Future", "as_completed", "Headers",
+    "Request", "Response", "ResponseBody", "Transport",
     "TransportStats", "request", "get", "head", "post", "put", "patch", "delete", "options",
     "HTTPError", "TransportError", "ConnectError", "TLSError", "RemoteProtocolError",
     "BodyTooLarge",
