@@ -7,15 +7,17 @@
 
 The input is split into partitions (one Dask task each). The process that
 runs a task (a Dask worker, or the local process under the threaded/sync
-scheduler) keeps one long-lived ``ft.Client`` per distinct ``client_kwargs``
-/ ``transport_kwargs``, created on first use, and runs the partition
-through ``Client.map(…, concurrency=concurrency)``: one thread drives all of
-that partition's requests, and the client's connections are pooled and
-reused by every later task of that worker. The pool and the per-host limits
+scheduler) keeps one long-lived ``ft.Transport`` — the connection pool — per
+distinct ``client_kwargs`` / ``transport_kwargs``, created on first use, and
+runs the partition through ``Client.map(…, concurrency=concurrency)`` on an
+``ft.Client`` over that Transport (one per worker thread, so that each
+thread collects only its own completions): one thread drives all of the
+partition's requests, and the pooled connections are reused by every later
+task of that worker. The pool and the per-host limits
 (``max_conns_per_host``) are therefore per worker: N workers may hold N
 times as many connections to one host.
 
-Clients are closed when their worker shuts down, by a
+Clients and pools are closed when their worker shuts down, by a
 ``distributed.WorkerPlugin`` registered with the scheduler when ``fetch``
 runs with a distributed Client active (or, failing that, by the first task
 on each worker); in a process without distributed workers, at interpreter
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import itertools
 import json
 import os
 import pickle
@@ -45,6 +46,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import dask
 import dask.bag as db
+from dask.bag.core import finalize as _bag_finalize
 from dask.base import tokenize
 
 from ._fetchresult import FetchResult
@@ -67,11 +69,18 @@ Item = Union[str, Tuple[str, str], Request]
 
 # ---- one long-lived client per (process, worker, settings) ---------------------
 
-# (pid, worker id or None, settings token) -> Client. A forked child (pid)
-# makes its own; each distributed worker in a process (worker id) has its own,
-# so that one worker's shutdown closes only its clients.
-_CLIENTS: Dict[Tuple[int, Optional[str], str], Client] = {}
-_CLIENTS_LOCK = threading.Lock()
+# (pid, worker id or None, settings token) -> Transport: the pool. A forked
+# child (pid) makes its own; each distributed worker in a process (worker id)
+# has its own, so that one worker's shutdown closes only its pools.
+_TRANSPORTS: Dict[Tuple[int, Optional[str], str], Transport] = {}
+# the same key plus a thread id -> the Client over that Transport which the
+# thread drives Client.map with: one collector per thread, so that no thread
+# ever finishes another thread's requests
+_CLIENTS: Dict[Tuple[int, Optional[str], str, int], Client] = {}
+_LOCK = threading.Lock()
+
+#: Client arguments that configure the Transport it creates.
+_TRANSPORT_ARGS = ("verify", "cert", "proxy", "trust_env")
 
 
 def _current_worker() -> Any:
@@ -87,50 +96,55 @@ def _current_worker() -> Any:
 
 def _client_for(token: str, client_kwargs: Mapping[str, Any],
                 transport_kwargs: Mapping[str, Any]) -> Client:
-    """This worker's client for these settings, created on first use."""
+    """This thread's client over this worker's Transport for these
+    settings; both created on first use."""
     worker = _current_worker()
-    key = (os.getpid(), None if worker is None else worker.id, token)
+    pool_key = (os.getpid(), None if worker is None else worker.id, token)
+    key = pool_key + (threading.get_ident(),)
     client = _CLIENTS.get(key)
     if client is not None:
         return client
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(key)
-        if client is None:
-            kw = dict(client_kwargs)
-            if transport_kwargs:
-                kw["transport"] = Transport(**transport_kwargs)
-            client = _CLIENTS[key] = Client(**kw)
-            created = True
-        else:
-            created = False
+    with _LOCK:
+        transport = _TRANSPORTS.get(pool_key)
+        created = transport is None
+        if transport is None:
+            tkw = dict(transport_kwargs)
+            tkw.update((k, v) for k, v in client_kwargs.items() if k in _TRANSPORT_ARGS)
+            transport = _TRANSPORTS[pool_key] = Transport(**tkw)
+        ckw = {k: v for k, v in client_kwargs.items() if k not in _TRANSPORT_ARGS}
+        client = _CLIENTS[key] = Client(transport=transport, **ckw)
     if created and worker is not None and PLUGIN_NAME not in worker.plugins:
         # fetch() ran without a distributed Client active: register the
         # plugin from here (idempotent at the scheduler) so that this
-        # worker still closes its clients when it shuts down
+        # worker still closes its pools when it shuts down
         from distributed import get_client
         get_client().register_plugin(WorkerClients(), name=PLUGIN_NAME)
     return client
 
 
 def _close(worker_id: Any = ...) -> int:
-    """Close this process's clients (of one worker, or all); how many."""
+    """Close this process's clients and pools (of one worker, or all); how
+    many pools."""
     pid = os.getpid()
-    with _CLIENTS_LOCK:
-        keys = [k for k in _CLIENTS
-                if k[0] == pid and (worker_id is ... or k[1] == worker_id)]
-        clients = [_CLIENTS.pop(k) for k in keys]
+
+    def mine(k: Tuple[Any, ...]) -> bool:
+        return k[0] == pid and (worker_id is ... or k[1] == worker_id)
+
+    with _LOCK:
+        clients = [_CLIENTS.pop(k) for k in [k for k in _CLIENTS if mine(k)]]
+        transports = [_TRANSPORTS.pop(k) for k in [k for k in _TRANSPORTS if mine(k)]]
+    for transport in transports:
+        transport.close()        # requests still in flight fail with TransportError
     for client in clients:
-        transport = client.transport
-        client.close()
-        transport.close()        # also when given with transport_kwargs
-    return len(clients)
+        client.close()           # its completion queue
+    return len(transports)
 
 
 def close_clients() -> int:
-    """Close every client that ``fetch`` keeps in this process (they are
-    created again on next use); returns how many were closed. Runs at
-    interpreter exit; a distributed worker's own are closed by the worker
-    plugin when it shuts down."""
+    """Close every client and connection pool that ``fetch`` keeps in this
+    process (they are made again on next use); returns how many pools
+    (Transports) were closed. Runs at interpreter exit; a distributed
+    worker's own are closed by the worker plugin when it shuts down."""
     return _close()
 
 
@@ -260,10 +274,11 @@ def fetch_partition(items: Iterable[Item], client_kwargs: Optional[Mapping[str, 
                     body_dir: Optional[str] = None,
                     token: Optional[str] = None) -> "Results":
     """Fetch one partition in this process: a list (``Results``) of
-    FetchResult in the order of ``items``, one each. Uses this process's (this worker's)
-    long-lived client for these settings; at most ``concurrency`` requests
-    in flight. A failed request (or an item that is no request) is a
-    result with ``error`` set; nothing is raised for it. ``token``: the
+    FetchResult in the order of ``items``, one each. Uses this worker's
+    (this process's) long-lived Transport for these settings, through this
+    thread's Client; at most ``concurrency`` requests in flight. A failed
+    request (or an item that is no request) is a result with ``error``
+    set; nothing is raised for it. ``token``: the
     settings' key (computed from the kwargs when None)."""
     client_kwargs = client_kwargs or {}
     transport_kwargs = transport_kwargs or {}
@@ -313,12 +328,16 @@ def fetch_partition(items: Iterable[Item], client_kwargs: Optional[Mapping[str, 
 # ---- the graph ----------------------------------------------------------------------
 
 
-def _check(client_kwargs: Optional[Mapping[str, Any]], concurrency: int) -> None:
+def _check(client_kwargs: Optional[Mapping[str, Any]],
+           transport_kwargs: Optional[Mapping[str, Any]], concurrency: int) -> None:
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
     if client_kwargs and "transport" in client_kwargs:
         raise ValueError("client_kwargs: a Transport cannot be sent to the workers; give its "
                          "arguments as transport_kwargs=")
+    both = sorted(set(client_kwargs or ()) & set(transport_kwargs or ()))
+    if both:
+        raise ValueError(f"{', '.join(both)}: given in both client_kwargs and transport_kwargs")
 
 
 def _chunks(seq: List[Any], concurrency: int, npartitions: Optional[int],
@@ -350,9 +369,12 @@ def _fetch_packed(blob: bytes, client_kwargs: Mapping[str, Any], concurrency: in
                            transport_kwargs=transport_kwargs, body_dir=body_dir, token=token)
 
 
-def _finalize(parts: Iterable[Iterable[FetchResult]]) -> "Results":
-    """The partitions' results as one list (``FetchBag.compute()``)."""
-    return Results(itertools.chain.from_iterable(parts))
+def _finalize(parts: Any) -> Any:
+    """What Bag.compute() returns (dask's finalize), as a Results list when
+    it is a list. A bag made from a FetchBag (``map``, ``filter``, ...) is a
+    FetchBag too, and so comes here with partitions of anything."""
+    out = _bag_finalize(parts)
+    return Results(out) if type(out) is list else out
 
 
 class FetchBag(db.Bag):
@@ -378,10 +400,10 @@ def fetch(urls_or_requests: Union[Sequence[Item], Iterable[Item], db.Bag],
       ``ft.Request`` objects (with headers and a bytes body, if any).
     - client_kwargs: arguments of the ``ft.Client`` each worker creates
       (``timeout``, ``headers``, ``follow_redirects``, ``base_url``,
-      ``verify``, ...); must pickle. One client per worker and per distinct
-      settings, kept for the worker's life, so its connections are reused
-      by every task.
-    - transport_kwargs: arguments of that client's ``ft.Transport``
+      ``verify``, ...); must pickle. One Transport (pool) per worker and per
+      distinct settings, kept for the worker's life, so its connections are
+      reused by every task.
+    - transport_kwargs: arguments of that ``ft.Transport``
       (``max_conns_per_host``, ``max_idle_conns_per_host``, ...). Limits
       apply per worker.
     - concurrency: requests in flight per task (``Client.map``); a worker
@@ -399,7 +421,7 @@ def fetch(urls_or_requests: Union[Sequence[Item], Iterable[Item], db.Bag],
     the task, and a task killed with its worker runs again elsewhere.
     Raises ValueError/TypeError for bad arguments before anything runs.
     """
-    _check(client_kwargs, concurrency)
+    _check(client_kwargs, transport_kwargs, concurrency)
     client_kwargs = dict(client_kwargs or {})
     transport_kwargs = dict(transport_kwargs or {})
     token = tokenize(client_kwargs, transport_kwargs)
