@@ -47,7 +47,7 @@ def binary_handler(conn) -> None:
 # (first in the file: no distributed Client exists yet)
 
 
-def test_threaded_scheduler_without_distributed(http_server):
+def test_threaded_scheduler_without_distributed(http_server, tmp_path):
     urls = [f"{http_server.base_url}/bytes/{i}" for i in range(120)]
     bag = ftd.fetch(urls, concurrency=4, partition_size=30)
     assert bag.npartitions == 4
@@ -62,6 +62,15 @@ def test_threaded_scheduler_without_distributed(http_server):
     assert set(targets(http_server).values()) == {1}
     # one pool in this process, shared by both scheduler threads
     assert http_server.accepted <= 2 * 4
+
+    # bags made from it compute as bags do (to_textfiles' partitions are None)
+    assert dict(bag.pluck(2).frequencies().compute(scheduler="sync")) == {200: 120}
+    assert bag.filter(lambda r: len(r.body) < 3).map(len).compute(scheduler="sync") == [9] * 3
+    out = tmp_path / "lines"
+    bag.map(lambda r: f"{r.status} {r.url}").to_textfiles(str(out / "*.txt"), scheduler="sync")
+    assert sorted(os.listdir(out)) == ["0.txt", "1.txt", "2.txt", "3.txt"]
+    assert (out / "0.txt").read_text().splitlines()[0] == f"200 {urls[0]}"
+    assert set(targets(http_server).values()) == {4}
 
     # it stays open for the next run, and close_clients() ends it
     results = ftd.fetch(urls[:10], concurrency=4).compute(scheduler="sync")
