@@ -10,6 +10,7 @@ documentation (``mkdocs serve``).
 """
 
 from ._core import CancelToken
+from ._fetchresult import FetchResult  # the record of fasttransport.dask; no Dask import
 from .aio import AsyncClient
 from .batch import Future, as_completed
 from .client import Client, delete, get, head, options, patch, post, put, request
@@ -38,8 +39,8 @@ from .options import Limits, Retry, Timeout
 from .transport import Transport, TransportStats, __version__
 
 __all__ = [
-    "AsyncClient", "CancelToken", "Client", "Future", "as_completed", "Headers", "Request",
-    "Timeout", "Retry", "Limits", "WriteTimeout",
+    "AsyncClient", "CancelToken", "Client", "FetchResult", "Future", "as_completed", "Headers",
+    "Request", "Timeout", "Retry", "Limits", "WriteTimeout",
     "Response", "ResponseBody", "Transport",
     "TransportStats", "request", "get", "head", "post", "put", "patch", "delete", "options",
     "HTTPError", "TransportError", "ConnectError", "TLSError", "RemoteProtocolError",
