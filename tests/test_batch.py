@@ -297,3 +297,29 @@ def test_tls_batch(ca, ca_file, scripted_server):
     with ft.Client() as c:    # the system store does not know the test CA
         e = c.submit("GET", srv.url("/")).exception()
         assert isinstance(e, ft.TLSError)
+
+
+def test_map_returns_an_item_that_is_no_request_with_its_error(http_server):
+    with ft.Client() as c:
+        out = list(c.map(["nope://x", http_server.url("/"), "http://[::1"]))
+    by_item = {str(req if isinstance(req, str) else req.url): r for req, r in out}
+    assert isinstance(by_item["nope://x"], ft.InvalidRequest)
+    assert isinstance(by_item["http://[::1"], ft.InvalidRequest)
+    assert by_item[http_server.url("/")].status_code == 200
+    assert len(out) == 3
+
+
+def test_callbacks_added_from_another_thread_are_never_lost(http_server):
+    # a future finished by one thread while another adds callbacks to it
+    import threading
+    with ft.Client() as c:
+        for _ in range(50):
+            fut = c.submit("GET", http_server.url("/"))
+            called = []
+            t = threading.Thread(target=fut.result)
+            t.start()
+            for i in range(20):
+                fut.add_done_callback(lambda f, i=i, called=called: called.append(i))
+            t.join()
+            fut.result()
+            assert sorted(called) == list(range(20))

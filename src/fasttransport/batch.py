@@ -170,7 +170,8 @@ class Future:
         self._state = _PENDING
         self._result: Optional[Response] = None
         self._exc: Optional[BaseException] = None
-        self._callbacks: List[Callable[["Future"], Any]] = []
+        #: None once finished: a callback added then runs at once
+        self._callbacks: Optional[List[Callable[["Future"], Any]]] = []
 
     # ---- the engine's side ---------------------------------------------------
 
@@ -289,7 +290,8 @@ class Future:
         self._finish()
 
     def _finish(self) -> None:
-        cbs, self._callbacks = self._callbacks, []
+        with self._col.lock:        # against add_done_callback in another thread
+            cbs, self._callbacks = self._callbacks or [], None
         for fn in cbs:
             try:
                 fn(self)
@@ -349,14 +351,28 @@ class Future:
         return self._exc
 
     def add_done_callback(self, fn: Callable[["Future"], Any]) -> None:
-        if self._state >= _FINISHED:
-            fn(self)
-        else:
-            self._callbacks.append(fn)
+        with self._col.lock:
+            if self._callbacks is not None:
+                self._callbacks.append(fn)
+                return
+        fn(self)
 
     def __repr__(self) -> str:
         state = ("pending", "running", "finished", "cancelled")[self._state]
         return f"<Future {state} {self._req.method} {self._req._u.redacted}>"
+
+
+class _Refused:
+    """A map() item that could not become a request (a bad URL, say): it
+    comes back as given, with the error."""
+
+    __slots__ = ("request", "_exc")
+
+    def __init__(self, item: Any, exc: BaseException) -> None:
+        self.request, self._exc = item, exc
+
+    def _outcome(self) -> BaseException:
+        return self._exc
 
 
 class _Orphan:
@@ -424,7 +440,7 @@ def run_map(client: Client, requests: Iterable[RequestLike], concurrency: int,
     col: _Collector = client._collector()
     it = iter(requests)
     inflight: Set[Future] = set()
-    ready: Deque[Future] = deque()
+    ready: Deque[Union[Future, _Refused]] = deque()
     exhausted = False
 
     def top_up() -> None:
@@ -437,10 +453,13 @@ def run_map(client: Client, requests: Iterable[RequestLike], concurrency: int,
             except StopIteration:
                 exhausted = True
                 return
-            fut = client._submit_item(item, timeout, cancel, stream, follow)
+            try:
+                fut = client._submit_item(item, timeout, cancel, stream, follow)
+            except Exception as e:   # noqa: BLE001 - the item's value
+                ready.append(_Refused(item, e))
+                continue
+            inflight.add(fut)        # first: another thread may finish it at once
             fut.add_done_callback(_on_done)
-            if fut._state < _FINISHED:
-                inflight.add(fut)
 
     def _on_done(fut: Future) -> None:
         inflight.discard(fut)
