@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 
 from . import _core
 from . import proxy as _proxy
+from ._version import __version__
 from .errors import (
     Cancelled,
     ConnectError,
@@ -26,13 +27,6 @@ from .errors import (
 from .models import Request, Response
 
 __all__ = ["Transport", "TransportStats", "DEFAULT_USER_AGENT"]
-
-try:
-    from importlib.metadata import version as _version
-
-    __version__ = _version("fasttransport")
-except ImportError:  # pragma: no cover - running from a source tree
-    __version__ = "0"
 
 DEFAULT_USER_AGENT = f"fasttransport/{__version__}"
 
