@@ -285,9 +285,17 @@ echo "-- the test suite against the installed wheel (from /srv/ft: no src/)"
 exec /opt/ft-venv/bin/python -m pytest -q -p no:cacheprovider tests
 EOF
 
+# The names the tests use resolve as on this machine (debootstrap's own
+# /etc/hosts also maps localhost to ::1, which the tests' IPv4-only SOCKS
+# daemons refuse).
+cp /etc/hosts "$ROOT/etc/hosts"
+
 # A private mount namespace (its mounts vanish with it) and a network
-# namespace of its own; proc, a fresh /tmp and /dev/shm inside the chroot.
+# namespace of its own. The chroot's root is made a mount point (so that the
+# tests' own `unshare -m` can make it private), then proc, a fresh /tmp and
+# /dev/shm inside it.
 unshare -m -n sh -c '
+    mount --bind "$0" "$0" &&
     mount -t proc proc "$0/proc" &&
     mount -t tmpfs tmpfs "$0/tmp" &&
     mount -t tmpfs tmpfs "$0/dev/shm" &&
