@@ -10,7 +10,7 @@ nox looks for the interpreters as python3.X on PATH; with pyenv:
 
 import nox
 
-PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]
 
 nox.options.sessions = ["tests"]
 nox.options.default_venv_backend = "venv"
