@@ -11,6 +11,7 @@ documentation (``mkdocs serve``).
 
 from ._core import CancelToken
 from ._fetchresult import FetchResult  # the record of fasttransport.dask; no Dask import
+from ._version import __version__
 from .aio import AsyncClient
 from .batch import Future, as_completed
 from .client import Client, delete, get, head, options, patch, post, put, request
@@ -36,7 +37,7 @@ from .errors import (
 from .headers import Headers
 from .models import Request, Response, ResponseBody
 from .options import Limits, Retry, Timeout
-from .transport import Transport, TransportStats, __version__
+from .transport import Transport, TransportStats
 
 __all__ = [
     "AsyncClient", "CancelToken", "Client", "FetchResult", "Future", "as_completed", "Headers",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json as _json
 import re
+import urllib.parse
 from functools import lru_cache
 from typing import Any, List, Mapping, Optional, Tuple
 from urllib.parse import SplitResult, quote, urlencode, urlsplit
@@ -14,7 +15,21 @@ from .errors import InvalidRequest
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
-_urlsplit_uncached = getattr(urlsplit, "__wrapped__", urlsplit)
+_clear_cache: Any = getattr(urllib.parse, "clear_cache", None)   # 3.9 and 3.10
+
+_cached_split: Any = urlsplit
+if hasattr(_cached_split, "__wrapped__"):
+    # 3.11+: urlsplit is an lru_cache (its last 128 results) around this
+    _urlsplit_uncached: Any = _cached_split.__wrapped__
+else:
+    def _urlsplit_uncached(url: str) -> SplitResult:
+        """3.9 and 3.10 keep urlsplit's last 20 results in a dict that no
+        call can bypass: split, then empty it."""
+        try:
+            return urlsplit(url)
+        finally:
+            _clear_cache()
+
 #: URLs up to this long are parsed once and kept (2,048 of them at most, so
 #: the caches hold a few MiB at worst); longer ones are parsed each time.
 _CACHED_URL_MAX = 2048
@@ -36,8 +51,8 @@ class _URL:
             raise InvalidRequest(f"parse {shown}: net/url: invalid control character in URL",
                                  url=_URL_PW.sub(r"\1***@", raw))
         try:
-            # the standard library keeps its last 128 results (3.11+): a
-            # long URL is split without that cache
+            # the standard library keeps its last results (128 on 3.11+,
+            # 20 before): a long URL is split without that cache
             parts: SplitResult = (urlsplit if len(raw) <= _CACHED_URL_MAX
                                   else _urlsplit_uncached)(raw)
             port = parts.port
@@ -136,12 +151,14 @@ def _url_error(raw: str) -> InvalidRequest:
 
 def _forget_long_url(url: str) -> None:
     """After a URL too long to keep went through the standard library
-    (urljoin, the cookie jar), empty its urlsplit cache (3.11+ keeps the last
-    128 results, whatever their size)."""
+    (urljoin, the cookie jar), empty its urlsplit cache (the last 128
+    results on 3.11+, 20 before, whatever their size)."""
     if len(url) > _CACHED_URL_MAX:
         cache_clear = getattr(urlsplit, "cache_clear", None)
         if cache_clear is not None:
             cache_clear()
+        elif _clear_cache is not None:
+            _clear_cache()
 
 
 @lru_cache(maxsize=2048)

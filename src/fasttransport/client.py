@@ -527,8 +527,9 @@ class Client:
         ``concurrency`` ahead) of ft.Request objects, URL strings (GET) or
         ``(method, url)`` pairs. An error is the item's value and never
         stops the others (an item that cannot become a request, a bad URL
-        say, comes back as given with its InvalidRequest); ``cancel`` (a CancelToken) stops the whole run;
-        leaving the loop early cancels what is still in flight.
+        say, comes back as given with its InvalidRequest); ``cancel`` (a
+        CancelToken) stops the whole run; leaving the loop early cancels
+        what is still in flight.
         ``timeout``: per request, as in request()."""
         if cancel is not None:
             return run_map(self, _until_cancelled(requests, cancel), concurrency, timeout,

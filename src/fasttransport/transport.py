@@ -16,6 +16,7 @@ from . import _core
 from . import proxy as _proxy
 from ._core import CancelToken, CompletionQueue, CoreTransport, Exchange, Plan
 from ._urls import _URL
+from ._version import __version__
 from .errors import (
     Cancelled,
     ConnectError,
@@ -28,13 +29,6 @@ from .errors import (
 from .models import Request, Response
 
 __all__ = ["Transport", "TransportStats", "DEFAULT_USER_AGENT"]
-
-try:
-    from importlib.metadata import version as _version
-
-    __version__ = _version("fasttransport")
-except ImportError:  # pragma: no cover - running from a source tree
-    __version__ = "0"
 
 DEFAULT_USER_AGENT = f"fasttransport/{__version__}"
 
