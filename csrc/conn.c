@@ -565,20 +565,12 @@ static void make_blocking(ft_conn *c)
         c->blocking = 1;
 }
 
-static ssize_t rt_recv(ft_rt *rt, char *buf, size_t n, char *ebuf, size_t ecap)
+/* recv with EINTR retried: bytes, 0 at EOF, or -1 with errno EAGAIN (none
+ * yet, or SO_RCVTIMEO ran out) or another errno (its text in ebuf). */
+static ssize_t sock_recv(int fd, char *buf, size_t n, int flags, char *ebuf, size_t ecap)
 {
-    ft_conn *c = rt->conn;
-    if (!rt->block_next)
-        return ft_conn_recv(c, buf, n, ebuf, ecap);
-    rt->block_next = 0;
-    if (c->ssl) {
-        ft_tls_block_next(c->ssl, 1);
-        ssize_t r = ft_conn_recv(c, buf, n, ebuf, ecap);
-        ft_tls_block_next(c->ssl, 0);
-        return r;
-    }
     for (;;) {
-        ssize_t r = recv(c->fd, buf, n, 0);
+        ssize_t r = recv(fd, buf, n, flags);
         if (r >= 0)
             return r;
         if (errno == EINTR)
@@ -591,22 +583,26 @@ static ssize_t rt_recv(ft_rt *rt, char *buf, size_t n, char *ebuf, size_t ecap)
     }
 }
 
+static ssize_t rt_recv(ft_rt *rt, char *buf, size_t n, char *ebuf, size_t ecap)
+{
+    ft_conn *c = rt->conn;
+    if (!rt->block_next)
+        return ft_conn_recv(c, buf, n, ebuf, ecap);
+    rt->block_next = 0;
+    if (c->ssl) {
+        ft_tls_block_next(c->ssl, 1);
+        ssize_t r = ft_conn_recv(c, buf, n, ebuf, ecap);
+        ft_tls_block_next(c->ssl, 0);
+        return r;
+    }
+    return sock_recv(c->fd, buf, n, 0, ebuf, ecap);
+}
+
 ssize_t ft_conn_recv(ft_conn *c, char *buf, size_t n, char *ebuf, size_t ecap)
 {
     if (c->ssl)
         return ft_tls_read(c->ssl, buf, n, &c->want_write, ebuf, ecap);
-    for (;;) {
-        ssize_t r = recv(c->fd, buf, n, MSG_DONTWAIT);
-        if (r >= 0)
-            return r;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            ft_errstr(errno, ebuf, ecap);
-        else
-            errno = EAGAIN;
-        return -1;
-    }
+    return sock_recv(c->fd, buf, n, MSG_DONTWAIT, ebuf, ecap);
 }
 
 /* Make room in the read buffer: compact, then grow (for a head larger than
