@@ -309,6 +309,24 @@ def test_map_returns_an_item_that_is_no_request_with_its_error(http_server):
     assert len(out) == 3
 
 
+def test_map_refuses_bad_arguments_at_the_call(http_server):
+    pulled = []
+
+    def items():
+        pulled.append(1)
+        yield http_server.url("/")
+
+    with ft.Client() as c:
+        with pytest.raises(TypeError, match="cancel must be an ft.CancelToken or None, not int"):
+            c.map(items(), cancel=5)
+        with pytest.raises(ValueError, match="concurrency must be >= 1, not 0"):
+            c.map(items(), concurrency=0)
+        assert pulled == []                   # nothing pulled, nothing sent
+        assert c.transport.stats().dials == 0
+        [(_, r)] = list(c.map(items(), cancel=ft.CancelToken()))
+        assert r.status_code == 200
+
+
 def test_callbacks_added_from_another_thread_are_never_lost(http_server):
     # a future finished by one thread while another adds callbacks to it
     import threading

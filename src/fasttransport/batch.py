@@ -434,9 +434,8 @@ def run_map(client: Client, requests: Iterable[RequestLike], concurrency: int,
             timeout: TimeoutTypes, cancel: Optional[CancelToken], stream: bool,
             follow: Optional[bool]) -> Iterator[Tuple[Request, Union[Response, BaseException]]]:
     """Client.map: at most ``concurrency`` in flight, pulled lazily from
-    ``requests``; (request, response or exception) in completion order."""
-    if concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
+    ``requests``; (request, response or exception) in completion order.
+    Client.map has checked its arguments."""
     col: _Collector = client._collector()
     it = iter(requests)
     inflight: Set[Future] = set()

@@ -530,7 +530,13 @@ class Client:
         say, comes back as given with its InvalidRequest); ``cancel`` (a
         CancelToken) stops the whole run; leaving the loop early cancels
         what is still in flight.
-        ``timeout``: per request, as in request()."""
+        ``timeout``: per request, as in request(). A wrong ``concurrency``
+        or ``cancel`` raises here, before anything is pulled or sent."""
+        if concurrency < 1:
+            raise ValueError(f"map: concurrency must be >= 1, not {concurrency!r}")
+        if cancel is not None and not isinstance(cancel, CancelToken):
+            raise TypeError("map: cancel must be an ft.CancelToken or None, "
+                            f"not {type(cancel).__name__}")
         if cancel is not None:
             return run_map(self, _until_cancelled(requests, cancel), concurrency, timeout,
                            cancel, stream, follow_redirects)
