@@ -234,7 +234,7 @@ static void socks_send(ft_dial *d, size_t len, int state, size_t reply)
 
 /* The target's address for the proxy: an IP literal as it is; a name
  * looked up by the client (socks4: its first IPv4 address, socks5: its
- * first address); *family 0 for a name the proxy resolves. 0, or -1 with
+ * first IPv4 address, else its first IPv6 one); *family 0 for a name the proxy resolves. 0, or -1 with
  * the cause in why. */
 static int socks_target(ft_dial *d, int *family, unsigned char ip[16], char *why, size_t cap)
 {
@@ -253,17 +253,23 @@ static int socks_target(ft_dial *d, int *family, unsigned char ip[16], char *why
     *family = 0;
     if (d->socks == FT_SOCKS4A || d->socks == FT_SOCKS5H)
         return 0;
+    /* One CONNECT is made, so one address is chosen: IPv4 first, which
+     * every proxy can reach (a name like "localhost" often lists ::1
+     * first, and a proxy on an IPv4-only host fails it), then IPv6. */
+    const struct addrinfo *v6 = NULL;
     for (const struct addrinfo *ai = d->target_addrs; ai; ai = ai->ai_next) {
         if (ai->ai_family == AF_INET) {
             memcpy(ip, &((const struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
             *family = AF_INET;
             return 0;
         }
-        if (ai->ai_family == AF_INET6 && d->socks == FT_SOCKS5) {
-            memcpy(ip, &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-            *family = AF_INET6;
-            return 0;
-        }
+        if (ai->ai_family == AF_INET6 && !v6)
+            v6 = ai;
+    }
+    if (v6 && d->socks == FT_SOCKS5) {
+        memcpy(ip, &((const struct sockaddr_in6 *)v6->ai_addr)->sin6_addr, 16);
+        *family = AF_INET6;
+        return 0;
     }
     snprintf(why, cap, "lookup %s: no %saddress", d->socks_host,
              d->socks == FT_SOCKS4 ? "IPv4 " : "");
