@@ -213,8 +213,7 @@ class AsyncClient:
                 if isinstance(err, HTTPError) and _should_retry(x, req, err):
                     continue
                 raise tr._hop_error(err, plan) from None
-            resp = Response(x, req, gzip=plan.gzip, elapsed=time.perf_counter() - t0,
-                            stream=stream, transport=tr, decode=decode)
+            resp = Response(x, req, plan.gzip, time.perf_counter() - t0, stream, tr, decode)
             resp._aio = self
             return c._after_hop(req, resp)
 

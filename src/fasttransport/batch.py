@@ -241,9 +241,8 @@ class Future:
             self._set(None, err)
             return
         try:
-            resp = Response(x, self._req, gzip=self._plan.gzip,
-                            elapsed=time.perf_counter() - self._t0, stream=self._stream,
-                            transport=client.transport)
+            resp = Response(x, self._req, self._plan.gzip, time.perf_counter() - self._t0,
+                            self._stream, client.transport)
             resp = client._after_hop(self._req, resp)
             if client.retries is not None:
                 wait = client._retry_wait(self._req, self._tries, self._deadline, resp=resp)

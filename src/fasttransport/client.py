@@ -325,8 +325,12 @@ class Client:
         if auth is not None:
             headers = Headers(headers)
             headers["Authorization"] = _basic(*auth)
-        req = Request(method, url, headers=headers, content=content, data=data, json=json,
-                      files=files, params=params, max_body_size=max_body_size)
+        if content is None and data is None and json is None and files is None \
+                and params is None and max_body_size is None:
+            req = Request(method, url, headers=headers)   # the common call: a smaller dict
+        else:
+            req = Request(method, url, headers=headers, content=content, data=data, json=json,
+                          files=files, params=params, max_body_size=max_body_size)
         if timeout is _UNSET:
             timeout = self.timeout
         deadline = None

@@ -232,7 +232,9 @@ class Response:
                  "_decoder", "_elapsed", "_body", "_transport", "_rlock", "_aio",
                  "_encoding", "retries", "__weakref__")
 
-    def __init__(self, x: _core.Exchange, request: Request, *, gzip: bool, elapsed: float,
+    # positional at the three places that make one (a keyword call of a
+    # class builds a dict each time)
+    def __init__(self, x: _core.Exchange, request: Request, gzip: bool, elapsed: float,
                  stream: bool, transport: Optional[Transport] = None,
                  decode: bool = True) -> None:
         self._x = x

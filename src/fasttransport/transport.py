@@ -498,8 +498,8 @@ class Transport:
                 if _should_retry(x, request, err):
                     continue   # (a one-shot body is never retried: the error stands, as in Go)
                 raise self._hop_error(err, plan) from None
-            return Response(x, request, gzip=plan.gzip, elapsed=time.perf_counter() - t0,
-                            stream=stream, transport=self, decode=decode)
+            return Response(x, request, plan.gzip, time.perf_counter() - t0, stream, self,
+                            decode)
 
     def _submit(self, request: Request, plan: Plan, deadline_ns: Optional[int],
                 cancel: Optional[CancelToken], cq: CompletionQueue, mode: int,
