@@ -30,7 +30,7 @@ from urllib.parse import unquote
 
 from . import _core
 from ._core import CancelToken
-from ._urls import _forget_long_url
+from ._urls import _CACHED_URL_MAX, _forget_long_url
 from .batch import Future, RequestLike, _cancelled, _Collector, run_map
 from .errors import (
     ConnectError,
@@ -279,7 +279,7 @@ class Client:
         body again, RemoteProtocolError for an unparsable Location."""
         req, deadline = self._new_request(method, url, params, headers, content, data, files,
                                           json, auth, timeout, max_body_size, cookies)
-        orig_headers = req.headers
+        orig_headers = req._headers
         resp = self._send_one(req, deadline, cancel)
         if resp.status_code in _REDIRECTS and (
                 self.follow_redirects if follow_redirects is None else follow_redirects):
@@ -394,7 +394,10 @@ class Client:
     def _before_hop(self, req: Request) -> None:
         """What _send_one adds to a hop's request before it is sent; then
         the request hooks."""
-        self._add_cookies_and_userinfo(req)
+        jar = self.cookies
+        if (jar is not None and (not self._jar_check_empty or cast(_StdlibJar, jar)._cookies)) \
+                or req._u.userinfo is not None:
+            self._add_cookies_and_userinfo(req)
         for hook in self._request_hooks:
             hook(req)
 
@@ -429,10 +432,11 @@ class Client:
         for hook in self._response_hooks:
             hook(resp)
         jar = self.cookies
-        if jar is not None and resp._x.has_header(b"set-cookie"):
-            jar.extract_cookies(_JarResponse(resp.headers), urllib.request.Request(req.url))
         if jar is not None:
-            _forget_long_url(req.url)
+            if resp._x.has_header(b"set-cookie"):
+                jar.extract_cookies(_JarResponse(resp.headers), urllib.request.Request(req.url))
+            if len(req._url) > _CACHED_URL_MAX:
+                _forget_long_url(req._url)
         return resp
 
     def _follow(self, orig: Request, orig_headers: Headers, resp: Response,

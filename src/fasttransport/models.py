@@ -73,7 +73,7 @@ class Request:
         if not isinstance(method, str) or not _core.is_token(method):
             raise InvalidRequest(f'net/http: invalid method "{method}"', method=str(method),
                                  url=str(url))
-        url = _merge_params(str(url), params)
+        url = _merge_params(str(url), params) if params else str(url)
         try:
             self._u = _parse_url(url)
         except InvalidRequest as e:
@@ -85,12 +85,13 @@ class Request:
         self._method = method
         self._url = url
         self._headers = headers if isinstance(headers, Headers) else Headers(headers)
-        try:
-            _check_headers(self._headers._list)
-        except InvalidRequest as e:
-            e.method, e.url = method, self._u.redacted
-            e.args = (f'{method.capitalize()} "{self._u.redacted}": {e}',)
-            raise
+        if self._headers._list:
+            try:
+                _check_headers(self._headers._list)
+            except InvalidRequest as e:
+                e.method, e.url = method, self._u.redacted
+                e.args = (f'{method.capitalize()} "{self._u.redacted}": {e}',)
+                raise
         if content is None and data is None and json is None and not files:
             self.body, self.chunked, self._one_shot = None, False, False
         else:

@@ -493,7 +493,7 @@ class Transport:
             x = Exchange()
             t0 = time.perf_counter()
             try:
-                x.start(self._core, plan, deadline_ns, cancel)
+                x.start(self._core_obj or self._core, plan, deadline_ns, cancel)
             except HTTPError as err:
                 if _should_retry(x, request, err):
                     continue   # (a one-shot body is never retried: the error stands, as in Go)
@@ -517,13 +517,6 @@ class Transport:
             x = Exchange()
         x.submit(self._core, cq, mode, limit, plan, deadline_ns, cancel)
         return x
-
-    def _max_body(self, request: Request) -> int:
-        """The body limit for request (0 = none)."""
-        limit = request.max_body_size
-        if limit is None:
-            limit = self.max_body_size
-        return limit or 0
 
     @staticmethod
     def _hop_error(err: Exception, plan: Plan) -> Exception:
@@ -604,7 +597,10 @@ class Transport:
                                 DEFAULT_USER_AGENT)
         p = Plan(op, u.redacted, key, host, port, head, body, length,
                  chunked and not isinstance(body, bytes), method == "HEAD", req_close,
-                 tls, expect, gzip, request._one_shot, self._max_body(request), route)
+                 tls, expect, gzip, request._one_shot,
+                 # the body limit: the request's, else the transport's (0 = none)
+                 (self.max_body_size if request.max_body_size is None
+                  else request.max_body_size) or 0, route)
         parts = request.extensions.get("timeout") if request.extensions else None
         if parts:
             _set_timeout_parts(p, parts)
