@@ -101,10 +101,25 @@ int ft_ms_until(int64_t deadline, int64_t now, int cap_ms)
     return (int)ms;
 }
 
+/* strerror_r has two forms: glibc's GNU one returns the text (which may
+ * not be in the buffer), the XSI one (musl) returns 0 and fills the
+ * buffer. _Generic picks the reader by the return type. */
+static const char *errtext_gnu(const char *r, char *tmp)
+{
+    (void)tmp;
+    return r;
+}
+
+static const char *errtext_xsi(int r, char *tmp)
+{
+    return r == 0 ? tmp : "unknown error";
+}
+
 const char *ft_errstr(int e, char *buf, size_t cap)
 {
     char tmp[128];
-    const char *m = strerror_r(e, tmp, sizeof tmp);   /* GNU form */
+    const char *m = _Generic(strerror_r(e, tmp, sizeof tmp), int: errtext_xsi,
+                             default: errtext_gnu)(strerror_r(e, tmp, sizeof tmp), tmp);
     snprintf(buf, cap, "%s", m);
     if (buf[0] >= 'A' && buf[0] <= 'Z')
         buf[0] = (char)(buf[0] - 'A' + 'a');
