@@ -429,8 +429,9 @@ int ft_rt_at_eof(const ft_rt *rt);
  *                 for, and finished at EOF, on an error or after
  *                 ft_job_close.
  * Reports go to a completion queue (ft_cq): a list and an eventfd that is
- * readable while the list is not empty, so that one wake-up of whoever
- * collects serves every job reported since the last ft_cq_take.
+ * readable while the list is not empty (and at times, once, when it is),
+ * so that one wake-up of whoever collects serves every job reported since
+ * the last ft_cq_take.
  *
  * Ownership: from ft_job_submit until the caller takes the job from its
  * queue finished, its engine owns the ft_rt. The caller only asks:
@@ -476,9 +477,11 @@ ft_cq *ft_cq_new(char *err, size_t errcap);
 void ft_cq_free(ft_cq *q);
 int ft_cq_fd(const ft_cq *q);
 /* Up to max jobs reported since the last take, last[i] set for a job's
- * last report (the caller may free it then, and not before); the fd is
- * quiet again once none is left. */
+ * last report (the caller may free it then, and not before). */
 size_t ft_cq_take(ft_cq *q, ft_job **out, int *last, size_t max);
+/* A collector woken by the fd clears it with this before it takes (job.c
+ * says why the order matters). The fd can wake it with nothing to take. */
+void ft_cq_clear(ft_cq *q);
 
 /* limit: FT_JOB_AHEAD's read-ahead bound (bytes not yet taken); for
  * FT_JOB_FULL the most that is preallocated from a declared length. */

@@ -15,6 +15,7 @@
 #include "sock.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,10 @@ struct ft_cq {
     pthread_mutex_t mu;
     ft_job *head, *tail;
     int efd;
-    int armed;                 /* the eventfd holds a count */
+    int armed;                 /* under mu: reported since the queue was
+                                  last emptied (the fd was or is written) */
+    int signalling;            /* atomic: engines writing the fd after their
+                                  unlock; ft_cq_free waits for them */
 };
 
 /* ---------------------------------------------------------------- queue */
@@ -55,6 +59,10 @@ void ft_cq_free(ft_cq *q)
 {
     if (!q)
         return;
+    /* whoever frees q took its last report, under mu, after the engine
+     * that made it counted itself here: wait for that engine's write */
+    while (__atomic_load_n(&q->signalling, __ATOMIC_ACQUIRE))
+        sched_yield();
     close(q->efd);
     pthread_mutex_destroy(&q->mu);
     free(q);
@@ -65,10 +73,29 @@ int ft_cq_fd(const ft_cq *q)
     return q->efd;
 }
 
+/* The eventfd's protocol keeps both system calls out of the lock (the
+ * engine and the collector would otherwise meet on it at every report):
+ *   - a report into a queue that is not armed arms it and writes the fd,
+ *     after the unlock;
+ *   - a collector woken by the fd reads it (ft_cq_clear) before it takes;
+ *   - a take that empties the queue disarms it; one that leaves reports
+ *     writes the fd again.
+ * A report is never left behind a quiet fd: its write comes after it is
+ * queued, and a read that consumes that write comes before a take that
+ * finds it. A write that lands after the take that emptied the queue makes
+ * the fd readable with nothing to take: one spare wake-up, which clears it. */
+static void cq_signal(ft_cq *q)
+{
+    uint64_t one = 1;
+    ssize_t w = write(q->efd, &one, sizeof one);
+    (void)w;   /* fails only when the count is full: readable then */
+}
+
 /* Report j; `last`: the engine is done with it (the caller may free it
  * once it takes this report: nothing touches j after the unlock). */
 static void cq_push(ft_cq *q, ft_job *j, int last)
 {
+    int signal = 0;
     pthread_mutex_lock(&q->mu);
     if (last)
         j->last = 1;
@@ -82,17 +109,30 @@ static void cq_push(ft_cq *q, ft_job *j, int last)
         q->tail = j;
     }
     if (!q->armed) {
-        uint64_t one = 1;
-        ssize_t w = write(q->efd, &one, sizeof one);
-        (void)w;   /* fails only when the count is full: readable then */
         q->armed = 1;
+        signal = 1;
+        __atomic_add_fetch(&q->signalling, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&q->mu);
+    if (signal) {
+        /* j may be taken and freed from here on, and q with it once its
+         * owner has all its reports: ft_cq_free waits for this write */
+        cq_signal(q);
+        __atomic_sub_fetch(&q->signalling, 1, __ATOMIC_RELEASE);
+    }
+}
+
+void ft_cq_clear(ft_cq *q)
+{
+    uint64_t v;
+    ssize_t r = read(q->efd, &v, sizeof v);
+    (void)r;   /* EAGAIN: a spare wake-up was cleared already */
 }
 
 size_t ft_cq_take(ft_cq *q, ft_job **out, int *last, size_t max)
 {
     size_t n = 0;
+    int left;
     pthread_mutex_lock(&q->mu);
     while (n < max && q->head) {
         ft_job *j = q->head;
@@ -104,13 +144,12 @@ size_t ft_cq_take(ft_cq *q, ft_job **out, int *last, size_t max)
         last[n] = j->last;
         out[n++] = j;
     }
-    if (!q->head && q->armed) {
-        uint64_t v;
-        ssize_t r = read(q->efd, &v, sizeof v);
-        (void)r;
+    left = q->head != NULL;
+    if (!left)
         q->armed = 0;
-    }
     pthread_mutex_unlock(&q->mu);
+    if (left)
+        cq_signal(q);
     return n;
 }
 

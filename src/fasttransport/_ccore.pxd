@@ -160,6 +160,7 @@ cdef extern from "core.h" nogil:
     void ft_cq_free(ft_cq *q)
     int ft_cq_fd(const ft_cq *q)
     size_t ft_cq_take(ft_cq *q, ft_job **out, int *last, size_t max)
+    void ft_cq_clear(ft_cq *q)
     void ft_job_init(ft_job *j, ft_transport *t, ft_rt *rt, ft_cq *q, int mode, size_t limit)
     void ft_job_submit(ft_transport *t, ft_job *j)
     size_t ft_job_take(ft_job *j, char *dst, size_t n, int *finished)

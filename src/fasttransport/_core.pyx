@@ -341,8 +341,10 @@ def inflight_count():
 @cython.final
 cdef class CompletionQueue:
     """Where engine-run exchanges report (core.h, ft_cq): a queue and an
-    eventfd readable while it is not empty. One wake-up of the collector
-    serves every exchange reported since its last take()."""
+    eventfd readable while it is not empty (and, at times, once when it is
+    not). One wake-up of the collector serves every exchange reported since
+    its last take(); a collector woken by the fd calls clear() before
+    take() (wait() does)."""
     cdef ft_cq *q
     cdef readonly Py_ssize_t live    # exchanges in flight that report here
     cdef readonly int generation     # fork_generation() when it was made
@@ -400,9 +402,15 @@ cdef class CompletionQueue:
             if n < 256:
                 return out
 
+    def clear(self):
+        """The fd woke the caller: clear it, before take() (core.h,
+        ft_cq_clear). An event loop's reader callback calls this first."""
+        if self.q != NULL:
+            ft_cq_clear(self.q)
+
     def wait(self, double timeout):
-        """Wait up to ``timeout`` seconds (GIL released) until a report is
-        there. True if one is."""
+        """Wait up to ``timeout`` seconds (GIL released) until the fd says
+        a report may be there (then cleared: take() next). True if so."""
         cdef pollfd p
         cdef int r, ms = <int>(timeout * 1000) if timeout > 0 else 0
         if self.q == NULL:
@@ -412,6 +420,8 @@ cdef class CompletionQueue:
         p.revents = 0
         with nogil:
             r = poll(&p, 1, ms)
+            if r > 0:
+                ft_cq_clear(self.q)
         return r > 0
 
 

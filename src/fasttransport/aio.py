@@ -103,6 +103,7 @@ class AsyncClient:
         return loop
 
     def _on_ready(self) -> None:
+        self._cq.clear()      # first: a report after this writes the fd again
         dispatch(self._cq)
 
     async def _next_report(self, x: Exchange) -> None:
