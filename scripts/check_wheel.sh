@@ -15,8 +15,8 @@
 #      renamed file names (fasttransport.libs/), the platform tag printed with
 #      the symbol versions that set it;
 #   5. a Debian chroot made by debootstrap (Python, the servers the tests start
-#      - nginx, tinyproxy, microsocks, dante, stunnel4 - and no OpenSSL headers,
-#      no compiler), entered in a private network namespace (loopback only):
+#      - nginx, apache2, tinyproxy, microsocks, dante, stunnel4 - and no
+#      OpenSSL headers, no compiler), entered in a private network namespace (loopback only):
 #      the repaired wheel and the test extra installed with `pip --no-index`
 #      from a local wheelhouse; ldd shows every native module resolving libssl
 #      and libcrypto inside the wheel and nothing outside it but glibc; the
@@ -41,7 +41,7 @@ SUITE=bookworm
 MIRROR=${FT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # the programs the test suite starts (the apt-get line of .ci/run, less the
 # build tools), iproute2 for the loopback of the network namespace
-CHROOT_PACKAGES=python3,python3-venv,iproute2,nginx-light,tinyproxy,microsocks,dante-server,stunnel4,wrk,strace
+CHROOT_PACKAGES=python3,python3-venv,iproute2,nginx-light,apache2,tinyproxy,microsocks,dante-server,stunnel4,wrk,strace
 
 say() { printf '\n== %s\n' "$*"; }
 fail() { printf 'check_wheel: %s\n' "$*" >&2; exit 1; }
