@@ -234,8 +234,8 @@ static void socks_send(ft_dial *d, size_t len, int state, size_t reply)
 
 /* The target's address for the proxy: an IP literal as it is; a name
  * looked up by the client (socks4: its first IPv4 address, socks5: its
- * first IPv4 address, else its first IPv6 one); *family 0 for a name the proxy resolves. 0, or -1 with
- * the cause in why. */
+ * first IPv4 address, else its first IPv6 one); *family 0 for a name the
+ * proxy resolves. 0, or -1 with the cause in why. */
 static int socks_target(ft_dial *d, int *family, unsigned char ip[16], char *why, size_t cap)
 {
     if (inet_pton(AF_INET, d->socks_host, ip) == 1) {
