@@ -472,12 +472,12 @@ def _docroot(root: str) -> str:
     return html
 
 
-def _find(*candidates: str) -> str:
+def _find(package: str, *candidates: str) -> str:
     for c in candidates:
         path = c if os.path.isabs(c) else shutil.which(c)
         if path and os.access(path, os.X_OK):
             return path
-    raise RuntimeError(f"{candidates[-1]} is not installed (.ci/run's apt-get line has it)")
+    raise RuntimeError(f"{candidates[-1]} is not installed: apt-get install {package}")
 
 
 NGINX_CONF = """\
@@ -529,11 +529,12 @@ class _WebServer:
     give the binary, the listener names, the files and the command."""
 
     NAME = ""
+    PACKAGE = ""                      # the Debian package that has it
     BINARIES: tuple[str, ...] = ()
     LISTENERS: dict[str, Any] = {}
 
     def start(self) -> _WebServer:
-        binary = _find(*self.BINARIES)
+        binary = _find(self.PACKAGE, *self.BINARIES)
         self.upstream = start_python("http.server")
         self.process = ServerProcess(self.NAME, list(self.LISTENERS), self._command)
         self.root = self.process.root or ""
@@ -574,6 +575,7 @@ class Nginx(_WebServer):
     ``cert_pem`` holds the TLS certificate chain and key."""
 
     NAME = "nginx"
+    PACKAGE = "nginx-light"
     BINARIES = ("/usr/sbin/nginx", "nginx")
     #: listener -> (keepalive_requests, keepalive_timeout)
     LISTENERS = {"plain": (1000, "60s"), "keepalive3": (3, "60s"), "tls": (1000, "60s"),
@@ -656,6 +658,7 @@ class Apache(_WebServer):
     """Apache httpd, event MPM, one listener (module docstring)."""
 
     NAME = "apache2"
+    PACKAGE = "apache2"
     BINARIES = ("/usr/sbin/apache2", "apache2")
     LISTENERS = {"http": 3}
 
