@@ -57,8 +57,9 @@ int ft_tls_pending(SSL *ssl);
 
 /* The fast path (conn.c): 1 when ssl's reads may wait in recv on a
  * blocking socket (its own socket BIO: not TLS in TLS), and then it reads
- * ahead from now on, a whole response per read; 0 otherwise. ft_tls_block_next(ssl, 1): its next reads may
- * wait (until ft_tls_block_next(ssl, 0)). */
+ * ahead from now on, a whole response per read; 0 otherwise.
+ * ft_tls_block_next(ssl, 1): its next reads may wait (until
+ * ft_tls_block_next(ssl, 0)). */
 int ft_tls_fast_path(SSL *ssl);
 void ft_tls_block_next(SSL *ssl, int on);
 

@@ -392,38 +392,37 @@ class Client:
         return wait
 
     def _before_hop(self, req: Request) -> None:
-        """What _send_one adds to a hop's request before it is sent; then
-        the request hooks."""
+        """What _send_one adds to a hop's request before it is sent (the
+        jar's cookies; URL userinfo as Authorization unless one is set);
+        then the request hooks. The common request (an empty jar, no
+        userinfo) makes no call here."""
         jar = self.cookies
-        if (jar is not None and (not self._jar_check_empty or cast(_StdlibJar, jar)._cookies)) \
-                or req._u.userinfo is not None:
-            self._add_cookies_and_userinfo(req)
+        if jar is not None and (not self._jar_check_empty or cast(_StdlibJar, jar)._cookies):
+            self._add_jar_cookies(req, jar)
+        u = req._u
+        if u.userinfo is not None and "authorization" not in req._headers:
+            user, pw = u.userinfo
+            h = Headers(req._headers)
+            h.add("Authorization", _basic(unquote(user), unquote(pw or "")))
+            req.headers = h
         for hook in self._request_hooks:
             hook(req)
 
-    def _add_cookies_and_userinfo(self, req: Request) -> None:
-        jar = self.cookies
-        if jar is not None and (not self._jar_check_empty
-                                or cast(_StdlibJar, jar)._cookies):
-            ureq = urllib.request.Request(req.url)
-            jar.add_cookie_header(ureq)
-            cookie = ureq.get_header("Cookie")
-            if cookie:
-                h = Headers(req.headers)
-                have = "; ".join(h.get_list("Cookie"))
-                try:
-                    h["Cookie"] = f"{have}; {cookie}" if have else cookie
-                except InvalidRequest as e:
-                    e.method, e.url = req.method, req._u.redacted
-                    e.args = (f'{req.method.capitalize()} "{req._u.redacted}": '
-                              f"{e.args[0]} (from the cookie jar)",)
-                    raise
-                req.headers = h
-        u = req._u
-        if u.userinfo is not None and "authorization" not in req.headers:
-            user, pw = u.userinfo
-            h = Headers(req.headers)
-            h.add("Authorization", _basic(unquote(user), unquote(pw or "")))
+    @staticmethod
+    def _add_jar_cookies(req: Request, jar: CookieJarLike) -> None:
+        ureq = urllib.request.Request(req.url)
+        jar.add_cookie_header(ureq)
+        cookie = ureq.get_header("Cookie")
+        if cookie:
+            h = Headers(req._headers)
+            have = "; ".join(h.get_list("Cookie"))
+            try:
+                h["Cookie"] = f"{have}; {cookie}" if have else cookie
+            except InvalidRequest as e:
+                e.method, e.url = req.method, req._u.redacted
+                e.args = (f'{req.method.capitalize()} "{req._u.redacted}": '
+                          f"{e.args[0]} (from the cookie jar)",)
+                raise
             req.headers = h
 
     def _after_hop(self, req: Request, resp: Response) -> Response:
